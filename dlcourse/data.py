@@ -1,0 +1,126 @@
+"""Datasets shipped with the course, loaded offline.
+
+MNIST comes from the course's own ``data/mnist.npz`` (introduced in lesson 00);
+nothing here ever downloads.  Small synthetic datasets for the lessons live here
+too, so that every notebook draws its data from one place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "DATA_DIR",
+    "MNIST_SHA256",
+    "DataFileError",
+    "load_mnist",
+    "mnist_path",
+]
+
+#: The folder that holds the shipped datasets (``<repo>/data``).  Set the
+#: ``DLCOURSE_DATA`` environment variable to use another copy of it.
+DATA_DIR = Path(os.environ.get("DLCOURSE_DATA", Path(__file__).resolve().parent.parent / "data"))
+
+#: SHA-256 of each array's raw bytes, as listed in ``data/README.md``.  The file's
+#: own hash is not used: re-zipping the same arrays changes it.
+MNIST_SHA256 = {
+    "x_train": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
+    "y_train": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
+    "x_test": "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
+    "y_test": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
+}
+_MNIST_SHAPES = {
+    "x_train": (60000, 28, 28),
+    "y_train": (60000,),
+    "x_test": (10000, 28, 28),
+    "y_test": (10000,),
+}
+_RESTORE_HINT = (
+    "Restore the course's copy with `git checkout -- data/mnist.npz` (or download "
+    "the course again); see data/README.md for where the file comes from and how "
+    "to rebuild it. The course never downloads data at run time."
+)
+
+# Verified arrays, keyed by the file's identity (path, size, mtime), so that the
+# checksums are computed once per file and process rather than on every call.
+_cache: dict[tuple, dict[str, np.ndarray]] = {}
+_cache_lock = threading.Lock()
+
+
+class DataFileError(RuntimeError):
+    """A shipped data file is missing or does not match its recorded checksums."""
+
+
+def mnist_path() -> Path:
+    """Path of the shipped MNIST file (``data/mnist.npz``)."""
+    return DATA_DIR / "mnist.npz"
+
+
+def _read_verified(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = sorted(set(MNIST_SHA256) - set(npz.files))
+            if missing:
+                raise DataFileError(
+                    f"{path} is not the course's MNIST file: it lacks the arrays "
+                    f"{missing}. {_RESTORE_HINT}"
+                )
+            arrays = {name: npz[name] for name in MNIST_SHA256}
+    except DataFileError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise DataFileError(f"{path} cannot be read ({exc}). {_RESTORE_HINT}") from exc
+
+    for name, array in arrays.items():
+        if array.shape != _MNIST_SHAPES[name] or array.dtype != np.uint8:
+            raise DataFileError(
+                f"{path}: array {name} has shape {array.shape} and dtype {array.dtype}, "
+                f"expected {_MNIST_SHAPES[name]} uint8. {_RESTORE_HINT}"
+            )
+        digest = hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+        if digest != MNIST_SHA256[name]:
+            raise DataFileError(
+                f"{path} is corrupt: array {name} has SHA-256 {digest[:12]}..., "
+                f"expected {MNIST_SHA256[name][:12]}.... {_RESTORE_HINT}"
+            )
+    return arrays
+
+
+def load_mnist(path: str | os.PathLike | None = None):
+    """Load MNIST offline, exactly like ``keras.datasets.mnist.load_data()``.
+
+    Introduced in lesson 00.
+
+    Returns:
+        ``(x_train, y_train), (x_test, y_test)``: ``x_train`` is ``(60000, 28, 28)``
+        and ``x_test`` ``(10000, 28, 28)``, uint8 grey levels 0-255; ``y_train``
+        ``(60000,)`` and ``y_test`` ``(10000,)``, uint8 digit labels 0-9.  The
+        arrays are fresh copies: changing them does not affect later calls.
+
+    Raises:
+        DataFileError: the file is missing, unreadable or fails its SHA-256
+            check; the message says how to restore it.  There is no fallback
+            to a download or to any other data.
+    """
+    path = Path(path) if path is not None else mnist_path()
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise DataFileError(f"MNIST file not found at {path}. {_RESTORE_HINT}") from None
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    with _cache_lock:
+        arrays = _cache.get(key)
+        if arrays is None:
+            arrays = _read_verified(path)
+            _cache.clear()
+            _cache[key] = arrays
+    return (
+        (arrays["x_train"].copy(), arrays["y_train"].copy()),
+        (arrays["x_test"].copy(), arrays["y_test"].copy()),
+    )

@@ -1,0 +1,84 @@
+"""Plots the lessons share: image grids and training curves.
+
+Introduced in lesson 00.  Each function draws with matplotlib, returns the
+``Figure`` and does not call ``plt.show()``, so notebooks display it and tests
+can inspect it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["show_images", "plot_history"]
+
+
+def show_images(images, labels=None, *, predictions=None, ncols: int = 10, size: float = 1.2, cmap: str = "gray_r", title: str | None = None):
+    """Show a grid of images, each titled with its label (and prediction, if given).
+
+    Args:
+        images: ``(N, H, W)`` or ``(N, H, W, 1)`` grey images, or ``(N, H, W, 3)`` colour.
+        labels: ``(N,)`` class labels, or ``(N, C)`` one-hot rows (shown as their argmax).
+        predictions: optional ``(N,)`` predicted labels; a wrong one is titled in red.
+        ncols: images per row.
+        size: inches per image.
+    """
+    import matplotlib.pyplot as plt
+
+    images = np.asarray(images)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if images.ndim not in (3, 4):
+        raise ValueError(f"images must be (N, H, W) or (N, H, W, C), got shape {images.shape}")
+    n = len(images)
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.ndim == 2:
+            labels = labels.argmax(axis=1)
+    ncols = max(1, min(ncols, n))
+    nrows = max(1, math.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if title else 0)), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        ax.imshow(images[i], cmap=cmap if images.ndim == 3 else None)
+        if labels is not None:
+            text, color = str(labels[i]), "black"
+            if predictions is not None:
+                text = f"{labels[i]} -> {predictions[i]}"
+                color = "black" if predictions[i] == labels[i] else "red"
+            ax.set_title(text, fontsize=9, color=color)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(history, metrics=("loss", "accuracy"), *, title: str | None = None):
+    """Training curves from ``model.fit``'s ``History`` (or its ``.history`` dict).
+
+    One panel per metric in ``metrics`` that was recorded, training and (when
+    present) ``val_`` curves against the epoch number (1-based).
+    """
+    import matplotlib.pyplot as plt
+
+    hist = getattr(history, "history", history)
+    shown = [m for m in metrics if m in hist]
+    if not shown:
+        raise ValueError(f"none of {list(metrics)} in the history; it has {sorted(hist)}")
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.5 * len(shown), 3.2), squeeze=False)
+    for ax, metric in zip(axes.flat, shown):
+        epochs = np.arange(1, len(hist[metric]) + 1)
+        ax.plot(epochs, hist[metric], "o-", label="train")
+        if f"val_{metric}" in hist:
+            ax.plot(epochs, hist[f"val_{metric}"], "s--", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,131 @@
+"""Where the course's nbgrader folders are, and the operations on them.
+
+``solutions/`` is nbgrader's *source* and ``lessons/`` its *release*: lessons are
+generated, never edited by hand.  Every nbgrader run goes through this module so
+that ``grader/nbgrader_config.py`` is the configuration in force.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GRADER_DIR = ROOT / "grader"
+SOLUTIONS = ROOT / "solutions"
+LESSONS = ROOT / "lessons"
+CONFIG_FILE = GRADER_DIR / "nbgrader_config.py"
+
+
+class NbgraderError(RuntimeError):
+    """An nbgrader command failed; the message holds its output."""
+
+
+def assignments() -> list[str]:
+    """Names of the lesson folders in ``solutions/`` that hold a notebook, sorted."""
+    return sorted(p.parent.name for p in SOLUTIONS.glob("*/*.ipynb") if not p.parent.name.startswith("."))
+
+
+def notebooks(folder: Path) -> list[Path]:
+    """Every lesson notebook under ``folder`` (``folder/<lesson>/*.ipynb``), sorted."""
+    return sorted(p for p in folder.glob("*/*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
+def _env() -> dict[str, str]:
+    # nbgrader calls helpers (alembic) by name: make this interpreter's scripts findable.
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+def nbgrader(*args: str, cwd: Path = GRADER_DIR) -> subprocess.CompletedProcess:
+    """Run ``nbgrader ARGS`` with the course's configuration; raise NbgraderError on failure."""
+    cmd = [sys.executable, "-m", "nbgrader", *args]
+    proc = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise NbgraderError(f"`nbgrader {' '.join(args)}` failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def generate(dest: Path, names: list[str] | None = None) -> Path:
+    """Generate the learner versions of ``names`` (default: all) from ``solutions/`` into ``dest``."""
+    dest = Path(dest)
+    with tempfile.TemporaryDirectory(prefix="dlcourse-gradebook-") as tmp:
+        for name in names or assignments():
+            nbgrader(
+                "generate_assignment", name, "--force",
+                f"--CourseDirectory.release_directory={dest}",
+                f"--CourseDirectory.db_url=sqlite:///{tmp}/gradebook.db",
+            )
+    return dest
+
+
+def release() -> list[str]:
+    """Regenerate ``lessons/`` from ``solutions/``; return the lesson names written.
+
+    Lesson folders whose solution no longer exists are removed, so ``lessons/``
+    always mirrors ``solutions/`` exactly.
+    """
+    names = assignments()
+    with tempfile.TemporaryDirectory(prefix="dlcourse-release-") as tmp:
+        generate(Path(tmp), names)
+        LESSONS.mkdir(exist_ok=True)
+        for old in LESSONS.iterdir():
+            if old.is_dir() and old.name not in names:
+                shutil.rmtree(old)
+        for name in names:
+            shutil.rmtree(LESSONS / name, ignore_errors=True)
+            shutil.copytree(Path(tmp) / name, LESSONS / name)
+    return names
+
+
+def out_of_sync() -> list[str]:
+    """What differs between the committed ``lessons/`` and a fresh generation (empty: in sync)."""
+    problems = []
+    with tempfile.TemporaryDirectory(prefix="dlcourse-sync-") as tmp:
+        fresh = generate(Path(tmp))
+        fresh_files = {p.relative_to(fresh) for p in fresh.rglob("*") if p.is_file()}
+        committed = {
+            p.relative_to(LESSONS)
+            for p in LESSONS.rglob("*")
+            if p.is_file() and ".ipynb_checkpoints" not in p.parts and "__pycache__" not in p.parts
+        } if LESSONS.exists() else set()
+        for rel in sorted(fresh_files - committed):
+            problems.append(f"lessons/{rel} is missing")
+        for rel in sorted(committed - fresh_files):
+            problems.append(f"lessons/{rel} does not come from solutions/")
+        for rel in sorted(fresh_files & committed):
+            a, b = fresh / rel, LESSONS / rel
+            if rel.suffix == ".ipynb":
+                if json.loads(a.read_text(encoding="utf-8")) != json.loads(b.read_text(encoding="utf-8")):
+                    problems.append(f"lessons/{rel} differs from what solutions/ generates")
+            elif not filecmp.cmp(a, b, shallow=False):
+                problems.append(f"lessons/{rel} differs from solutions/")
+    return problems
+
+
+def load_config():
+    """The course's nbgrader configuration as a traitlets ``Config``."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    return PyFileConfigLoader(CONFIG_FILE.name, path=str(GRADER_DIR)).load_config()
+
+
+def validate(notebook: Path, *, invert: bool = False) -> dict:
+    """Run nbgrader's validator on one notebook (executing it) and return its results.
+
+    Without ``invert`` an empty result means every test passed; failures are under
+    ``"failed"``.  With ``invert`` an empty result means every test failed; tests
+    that passed are under ``"passed"``.
+    """
+    from nbgrader.validator import Validator
+
+    validator = Validator(config=load_config())
+    validator.invert = invert
+    return validator.validate(str(Path(notebook).resolve()))
