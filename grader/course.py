@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,15 +75,35 @@ def release() -> list[str]:
     """
     names = assignments()
     with tempfile.TemporaryDirectory(prefix="dlcourse-release-") as tmp:
-        generate(Path(tmp), names)
+        fresh = generate(Path(tmp), names)
         LESSONS.mkdir(exist_ok=True)
+        _back_up_changed_lessons(fresh)
         for old in LESSONS.iterdir():
             if old.is_dir() and old.name not in names:
                 shutil.rmtree(old)
         for name in names:
             shutil.rmtree(LESSONS / name, ignore_errors=True)
-            shutil.copytree(Path(tmp) / name, LESSONS / name)
+            shutil.copytree(fresh / name, LESSONS / name)
     return names
+
+
+def _back_up_changed_lessons(fresh: Path) -> None:
+    """Copy aside lesson notebooks that hold someone's work before they are replaced.
+
+    A learner who runs ``make lessons`` in their own clone would otherwise lose
+    their answers; a copy of every notebook the new release changes goes to
+    ``grader/work/lesson-backups/<time>/``.
+    """
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for nb in notebooks(LESSONS):
+        rel = nb.relative_to(LESSONS)
+        new = fresh / rel
+        if new.exists() and _same_json(new, nb):
+            continue
+        backup = GRADER_DIR / "work" / "lesson-backups" / stamp / rel
+        backup.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(nb, backup)
+        print(f"lessons/{rel} changes: the old copy is saved as {backup.relative_to(ROOT)}")
 
 
 def out_of_sync() -> list[str]:
@@ -103,11 +124,19 @@ def out_of_sync() -> list[str]:
         for rel in sorted(fresh_files & committed):
             a, b = fresh / rel, LESSONS / rel
             if rel.suffix == ".ipynb":
-                if json.loads(a.read_text(encoding="utf-8")) != json.loads(b.read_text(encoding="utf-8")):
+                if not _same_json(a, b):
                     problems.append(f"lessons/{rel} differs from what solutions/ generates")
             elif not filecmp.cmp(a, b, shallow=False):
                 problems.append(f"lessons/{rel} differs from solutions/")
     return problems
+
+
+def _same_json(a: Path, b: Path) -> bool:
+    """Whether two files hold the same JSON document (False if either is not JSON)."""
+    try:
+        return json.loads(a.read_text(encoding="utf-8")) == json.loads(b.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return False
 
 
 def load_config():

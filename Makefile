@@ -1,0 +1,60 @@
+# dlcourse: the two commands of the README, and the maintainers' tools.
+#   make lab      install into .venv if needed, then open JupyterLab on lessons/
+#   make test     install into .venv if needed, then run the whole test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.dlcourse-installed
+PORT ?= 8888
+
+# nbgrader and the notebooks call tools by name (jupyter, alembic): use the venv's.
+export PATH := $(abspath $(BIN)):$(PATH)
+# The validator behind nbgrader's Validate button reads grader/nbgrader_config.py.
+export JUPYTER_CONFIG_PATH := $(abspath grader)
+
+.PHONY: help install lab test test-fast lessons check bench clean
+
+help:
+	@echo "make lab        install (first time) and open JupyterLab on lessons/"
+	@echo "make test       install (first time) and run the whole test suite"
+	@echo "make test-fast  unit tests only, no notebook execution"
+	@echo "make lessons    regenerate lessons/ from solutions/ (instructors)"
+	@echo "make check      solutions pass, lessons fail, lessons in sync"
+	@echo "make bench      run the benchmarks and update bench/README.md"
+	@echo "make clean      remove .venv and generated files"
+
+install: $(STAMP)
+
+# Re-installs when pyproject.toml changes or the venv is missing or broken.
+$(STAMP): pyproject.toml
+	@if ! "$(BIN)/python" -c "import sys" >/dev/null 2>&1; then \
+	    echo "Creating $(VENV) with $$($(PYTHON) --version)"; \
+	    rm -rf "$(VENV)" && $(PYTHON) -m venv "$(VENV)"; \
+	fi
+	"$(BIN)/python" -m pip install --quiet --upgrade pip
+	"$(BIN)/python" -m pip install --progress-bar off -e .
+	"$(BIN)/jupyter" labextension enable --level=sys_prefix @jupyter/nbgrader:validate-assignment
+	@touch "$(STAMP)"
+	@echo "Installed into $(VENV)."
+
+lab: install
+	"$(BIN)/jupyter" lab --ServerApp.root_dir="$(abspath lessons)" --ServerApp.port=$(PORT)
+
+test: install
+	"$(BIN)/python" -m pytest
+
+test-fast: install
+	"$(BIN)/python" -m pytest tests -m "not notebooks"
+
+lessons: install
+	"$(BIN)/python" -m grader release
+
+check: install
+	"$(BIN)/python" -m grader check
+
+bench: install
+	"$(BIN)/python" -m bench
+
+clean:
+	rm -rf "$(VENV)" .pytest_cache grader/work grader/output
