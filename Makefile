@@ -7,6 +7,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.dlcourse-installed
 PORT ?= 8888
+LAB_ARGS ?=
+# JupyterLab refuses to run as root (containers, CI) unless told to.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # nbgrader and the notebooks call tools by name (jupyter, alembic): use the venv's.
 export PATH := $(abspath $(BIN)):$(PATH)
@@ -39,7 +42,7 @@ $(STAMP): pyproject.toml
 	@echo "Installed into $(VENV)."
 
 lab: install
-	"$(BIN)/jupyter" lab --ServerApp.root_dir="$(abspath lessons)" --ServerApp.port=$(PORT)
+	"$(BIN)/jupyter" lab --ServerApp.root_dir="$(abspath lessons)" --ServerApp.port=$(PORT) $(ROOT_FLAG) $(LAB_ARGS)
 
 test: install
 	"$(BIN)/python" -m pytest

@@ -18,10 +18,11 @@ from __future__ import annotations
 import importlib
 import os
 
-# TensorFlow's C++ start-up chatter (CPU instruction sets, CUDA probing) reads
-# like errors to a learner; keep warnings and errors from Python.  A value the
-# user set wins: TF_CPP_MIN_LOG_LEVEL=0 shows everything when debugging a GPU.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ start-up messages (CPU instruction sets, "failed call to
+# cuInit" on machines without a GPU driver) read like errors to a learner; real
+# failures still surface as Python exceptions.  A value the user set wins:
+# TF_CPP_MIN_LOG_LEVEL=0 shows everything when debugging a GPU set-up.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 __version__ = "0.1.0"
 __all__ = ["checks", "data", "device", "plots", "load_mnist"]

@@ -157,12 +157,16 @@ def report(print_it: bool = True) -> str:
 
     Returns the report as a string (and prints it unless ``print_it`` is False).
     """
-    tf = _tf()
-    import keras
+    python = f"Python      {sys.version.split()[0]} ({platform.system()} {platform.machine()})"
+    try:
+        tf = _tf()
+        import keras
+    except ImportError as exc:
+        return _report_without_tensorflow(python, exc, print_it)
     import numpy as np
 
     lines = [
-        f"Python      {sys.version.split()[0]} ({platform.system()} {platform.machine()})",
+        python,
         f"TensorFlow  {tf.__version__}",
         f"Keras       {keras.__version__} (backend: {keras.backend.backend()})",
         f"NumPy       {np.__version__}",
@@ -180,6 +184,22 @@ def report(print_it: bool = True) -> str:
         why = diagnose(tf_gpu_count=0)
         if why:
             lines.append(f"Why no GPU? {why}")
+    text = "\n".join(lines)
+    if print_it:
+        print(text)
+    return text
+
+
+def _report_without_tensorflow(python: str, exc: ImportError, print_it: bool) -> str:
+    lines = [
+        python,
+        f"TensorFlow  cannot be imported ({exc}). Install the course's environment: run "
+        "`make lab` in the course folder (or `pip install -e .` in your own environment).",
+    ]
+    smi = nvidia_smi_gpus()
+    for name, memory in zip(smi.names, smi.memory_mib):
+        mem = f", {memory / 1024:.1f} GiB" if memory else ""
+        lines.append(f"GPU         {name}{mem} (driver {smi.driver}); TensorFlow is needed to use it")
     text = "\n".join(lines)
     if print_it:
         print(text)

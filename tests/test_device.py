@@ -197,3 +197,14 @@ def test_nvidia_smi_failure_means_no_gpu(monkeypatch):
     monkeypatch.setattr(device.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
     monkeypatch.setattr(device.subprocess, "run", broken)
     assert device.nvidia_smi_gpus().names == []
+
+
+def test_report_without_tensorflow_says_how_to_install(monkeypatch):
+    def missing():
+        raise ImportError("No module named 'tensorflow'")
+
+    monkeypatch.setattr(device, "_tf", missing)
+    monkeypatch.setattr(device, "nvidia_smi_gpus", lambda: device._Smi(["NVIDIA L4"], [23034], "550.1"))
+    text = device.report(print_it=False)
+    assert "cannot be imported" in text and "make lab" in text
+    assert "NVIDIA L4, 22.5 GiB (driver 550.1)" in text

@@ -1,4 +1,4 @@
-"""Shared fixtures, and a report of each notebook's execution time.
+"""Test-suite set-up shared by tests/ and the notebooks in solutions/.
 
 Solution notebooks are executed by nbval (``pytest --nbval-lax``, configured in
 pyproject.toml); the summary at the end lists how long each one took.
@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # for `import grader`
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))  # for `import grader` and `import bench`
 
 _notebook_seconds: dict[str, float] = collections.defaultdict(float)
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "notebooks: executes notebooks (slow)")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def pytest_collection_modifyitems(items):

@@ -1,0 +1,1 @@
+"""Benchmarks of the course; ``python -m bench`` (or ``make bench``) runs them."""

@@ -1,0 +1,130 @@
+"""Run the benchmarks and rewrite the results table in bench/README.md.
+
+    python -m bench                 everything
+    python -m bench --only import,load_mnist
+    python -m bench --no-write      print, leave README.md alone
+
+Benchmarks measure; they never fail for being slow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "bench" / "README.md"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def _python(code: str) -> str:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+
+
+def bench_import(repeat: int = 7) -> list[tuple[str, str]]:
+    code = (
+        "import time, sys; t = time.perf_counter(); import dlcourse; "
+        "print(time.perf_counter() - t, 'tensorflow' in sys.modules)"
+    )
+    runs = [_python(code).split() for _ in range(repeat)]
+    seconds = statistics.median(float(r[0]) for r in runs)
+    tf_loaded = any(r[1] == "True" for r in runs)
+    return [("`import dlcourse`", f"{seconds * 1000:.1f} ms (median of {repeat} fresh processes); imports TensorFlow: {'yes' if tf_loaded else 'no'}")]
+
+
+def bench_load_mnist(repeat: int = 7) -> list[tuple[str, str]]:
+    cold_code = "import time, dlcourse; t = time.perf_counter(); dlcourse.load_mnist(); print(time.perf_counter() - t)"
+    cold = statistics.median(float(_python(cold_code)) for _ in range(repeat))
+    warm_code = (
+        "import time, statistics, dlcourse; dlcourse.load_mnist(); ts = []\n"
+        "for _ in range(20):\n    t = time.perf_counter(); dlcourse.load_mnist(); ts.append(time.perf_counter() - t)\n"
+        "print(statistics.median(ts))"
+    )
+    warm = float(_python(warm_code))
+    return [
+        ("`load_mnist()` cold (first call in a process: read, decompress, verify SHA-256)", f"{cold * 1000:.0f} ms (median of {repeat})"),
+        ("`load_mnist()` warm (verified before; returns fresh copies)", f"{warm * 1000:.0f} ms (median of 20)"),
+    ]
+
+
+def bench_notebooks() -> list[tuple[str, str]]:
+    import nbformat
+    from nbclient import NotebookClient
+
+    rows, total = [], 0.0
+    for path in sorted((ROOT / "solutions").glob("*/*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        t = time.perf_counter()
+        NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+        seconds = time.perf_counter() - t
+        total += seconds
+        rows.append((f"`solutions/{path.parent.name}` top to bottom", f"{seconds:.1f} s"))
+        print(f"  {path.parent.name}: {seconds:.1f} s", flush=True)
+    rows.append(("all solution notebooks, total", f"{total:.1f} s"))
+    return rows
+
+
+BENCHES = {"import": bench_import, "load_mnist": bench_load_mnist, "notebooks": bench_notebooks}
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(re.search(r"MemTotal:\s+(\d+)", open("/proc/meminfo").read()).group(1))
+        mem = f", {kb / 2**20:.0f} GiB RAM"
+    except (OSError, AttributeError):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores{mem}, no GPU used; Python {platform.python_version()}"
+
+
+def write(rows: list[tuple[str, str]]) -> None:
+    table = [
+        BEGIN,
+        f"Measured {datetime.date.today().isoformat()} on: {machine()}.",
+        "",
+        "| benchmark | result |",
+        "| --- | --- |",
+        *[f"| {k} | {v} |" for k, v in rows],
+        END,
+    ]
+    text = README.read_text()
+    text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), "\n".join(table), text, flags=re.S)
+    README.write_text(text)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--only", help=f"comma-separated subset of {','.join(BENCHES)}")
+    parser.add_argument("--no-write", action="store_true", help="print the results, leave bench/README.md alone")
+    args = parser.parse_args()
+    chosen = args.only.split(",") if args.only else list(BENCHES)
+    rows = []
+    for name in chosen:
+        print(f"bench: {name} ...", flush=True)
+        rows += BENCHES[name]()
+    for k, v in rows:
+        print(f"{k}: {v}")
+    if not args.no_write:
+        write(rows)
+        print(f"updated {README.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
