@@ -72,7 +72,32 @@ def bench_notebooks() -> list[tuple[str, str]]:
     return rows
 
 
-BENCHES = {"import": bench_import, "load_mnist": bench_load_mnist, "notebooks": bench_notebooks}
+def _latency_ms(action, settings) -> tuple[float, float]:
+    times = []
+    for kwargs in settings:
+        t = time.perf_counter()
+        action(kwargs)
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times), max(times)
+
+
+def bench_widgets() -> list[tuple[str, str]]:
+    """Redraw latency: state change + picture rendered to PNG, as a slider move causes."""
+    from dlcourse.widgets.conv_explorer import ConvExplorer, keras_output_size
+
+    explorer = ConvExplorer(size=7, kernel=3)
+    explorer.set(stride=2)  # warm up: imports Keras for the shape check
+    settings = [dict(size=n, kernel=k, stride=s, padding=p) for n in (5, 8, 12) for k in (2, 3, 5) for s in (1, 2, 3) for p in (0, 1, 2)]
+    keras_output_size.cache_clear()
+    median, worst = _latency_ms(lambda kw: explorer.set(**kw), settings)
+    rows = [("conv explorer: slider change (new layer, Keras shape check uncached)", f"median {median:.1f} ms, worst {worst:.1f} ms over {len(settings)} settings")]
+    explorer.set(size=12, kernel=3, stride=1, padding=2)
+    median, worst = _latency_ms(lambda _: explorer.step(), range(50))
+    rows.append(("conv explorer: animation step (16×16 padded input)", f"median {median:.1f} ms, worst {worst:.1f} ms over 50 steps"))
+    return rows
+
+
+BENCHES = {"import": bench_import, "load_mnist": bench_load_mnist, "widgets": bench_widgets, "notebooks": bench_notebooks}
 
 
 def machine() -> str:

@@ -54,7 +54,17 @@ def assert_in_range(actual, low: float, high: float, *, name: str = "values", hi
 
 
 def assert_equal(actual, expected, *, name: str = "value", hint: str | None = None) -> None:
-    """Assert exact equality (of scalars, or element-wise of arrays of the same shape)."""
+    """Assert exact equality (of scalars, or element-wise of arrays of the same shape).
+
+    Values that are not arrays (tuples mixing shapes and counts, strings) are compared
+    with ``==``.
+    """
+    try:
+        np.asarray(expected, dtype=float)
+    except (ValueError, TypeError):
+        if actual != expected:
+            _fail(name, expected, actual, hint)
+        return
     if np.shape(actual) != np.shape(expected):
         _fail(f"{name} shape", np.shape(expected), np.shape(actual), hint)
     if not np.array_equal(actual, expected):

@@ -7,10 +7,13 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 
 from . import course
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def _release(args) -> int:
@@ -32,6 +35,8 @@ def _check(args) -> int:
         t = time.perf_counter()
         failed = course.validate(nb).get("failed", [])
         print(f"solutions/{nb.parent.name}: {'all tests pass' if not failed else f'{len(failed)} test cell(s) FAIL'} ({time.perf_counter() - t:.0f} s)")
+        for cell in failed:
+            print(f"    {cell['source'].splitlines()[0]}\n      " + "\n      ".join(_ANSI.sub("", cell["raw_error"]).strip().splitlines()[-3:]))
         ok &= not failed
     for nb in course.notebooks(course.LESSONS):
         if args.lesson and nb.parent.name not in args.lesson:

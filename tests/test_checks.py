@@ -61,3 +61,9 @@ def test_assert_equal_counts_differences():
 def test_rel_error():
     assert checks.rel_error(1.0, 1.0) == 0.0
     assert checks.rel_error(np.array([1.0, 3.0]), np.array([1.0, 1.0])) == pytest.approx(0.5)
+
+
+def test_assert_equal_on_nested_tuples():
+    checks.assert_equal(((127, 127, 16), 208), ((127, 127, 16), 208))
+    with pytest.raises(AssertionError, match=r"expected \(\(63, 63, 16\), 0\), got \(\(64, 64, 16\), 0\)"):
+        checks.assert_equal(((64, 64, 16), 0), ((63, 63, 16), 0))

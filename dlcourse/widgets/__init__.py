@@ -1,0 +1,24 @@
+"""The course's interactive visualizers, one module each (ipywidgets 8).
+
+Each visualizer is an object you display in a notebook.  In JupyterLab it is a live
+widget; where widgets cannot run (a notebook viewed on GitHub, an HTML export) the
+same object shows a static figure of its current state instead.
+
+- ``conv_explorer.ConvExplorer`` (lesson 02): convolution and pooling arithmetic.
+
+Like the rest of ``dlcourse``, importing this package does not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = ["conv_explorer"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        module = importlib.import_module(f".{name}", __name__)
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'dlcourse.widgets' has no attribute {name!r}")
