@@ -21,6 +21,8 @@ __all__ = [
     "DataFileError",
     "load_mnist",
     "mnist_path",
+    "toy_2d",
+    "train_test_split",
 ]
 
 #: The folder that holds the shipped datasets (``<repo>/data``).  Set the
@@ -124,3 +126,64 @@ def load_mnist(path: str | os.PathLike | None = None):
         (arrays["x_train"].copy(), arrays["y_train"].copy()),
         (arrays["x_test"].copy(), arrays["y_test"].copy()),
     )
+
+
+# --- small synthetic datasets ---------------------------------------------------------
+
+TOY_DATASETS = ("circle", "xor", "gauss", "spiral")
+
+
+def toy_2d(name: str, n: int = 400, *, noise: float = 0.1, seed: int = 0):
+    """Two-class points in the plane, as in TensorFlow Playground (lesson 01).
+
+    Args:
+        name: "circle" (a disc inside a ring), "xor" (opposite quadrants share a
+            class), "gauss" (two Gaussian blobs) or "spiral" (two interleaved spirals).
+        n: number of points (half of each class).
+        noise: 0 (clean) to 0.5 (heavily overlapping): the random jitter's standard
+            deviation as a fraction of 5/4, the data's radius being 5 (for "gauss" it
+            widens the blobs instead).
+        seed: seed of the random generator; the same arguments give the same points.
+
+    Returns:
+        ``x`` float32 ``(n, 2)``, coordinates in about [-6, 6]; ``y`` int64 ``(n,)``, 0 or 1.
+    """
+    if name not in TOY_DATASETS:
+        raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(TOY_DATASETS)}")
+    if not 0 <= noise <= 1:
+        raise ValueError(f"noise must be between 0 and 1, got {noise}")
+    rng = np.random.default_rng(seed)
+    half = n // 2
+    y = np.repeat([0, 1], [n - half, half])
+    radius = 5.0
+    if name == "circle":
+        r = np.where(y == 1, rng.uniform(0, 0.5 * radius, n), rng.uniform(0.7 * radius, radius, n))
+        angle = rng.uniform(0, 2 * np.pi, n)
+        x = np.stack([r * np.cos(angle), r * np.sin(angle)], axis=1)
+        x += rng.normal(0, noise * radius / 4, (n, 2))
+    elif name == "xor":
+        x = rng.uniform(-radius, radius, (n, 2))
+        x += np.sign(x) * 0.3  # keep points off the axes
+        y = (x[:, 0] * x[:, 1] > 0).astype(np.int64)
+        x += rng.normal(0, noise * radius / 4, (n, 2))
+    elif name == "gauss":
+        centre = np.where(y[:, None] == 1, 2.0, -2.0)
+        x = centre + rng.normal(0, 0.5 + 3 * noise, (n, 2))
+    else:  # spiral
+        t = rng.uniform(0, 1, n) ** 0.7 * 1.75 * 2 * np.pi
+        r = t / (1.75 * 2 * np.pi) * radius
+        phase = np.where(y == 1, np.pi, 0.0)
+        x = np.stack([r * np.sin(t + phase), r * np.cos(t + phase)], axis=1)
+        x += rng.normal(0, noise * radius / 4, (n, 2))
+    order = rng.permutation(n)
+    return x[order].astype(np.float32), y[order].astype(np.int64)
+
+
+def train_test_split(x, y, *, test_fraction: float = 0.5, seed: int = 0):
+    """Shuffle and split into ``(x_train, y_train), (x_test, y_test)``; ``test_fraction`` in (0, 1)."""
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+    order = np.random.default_rng(seed).permutation(len(x))
+    cut = len(x) - int(round(len(x) * test_fraction))
+    train, test = order[:cut], order[cut:]
+    return (x[train], y[train]), (x[test], y[test])

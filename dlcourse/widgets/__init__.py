@@ -4,6 +4,7 @@ Each visualizer is an object you display in a notebook.  In JupyterLab it is a l
 widget; where widgets cannot run (a notebook viewed on GitHub, an HTML export) the
 same object shows a static figure of its current state instead.
 
+- ``playground.Playground`` (lesson 01): train a small network live, TensorFlow Playground style.
 - ``conv_explorer.ConvExplorer`` (lesson 02): convolution and pooling arithmetic.
 
 Like the rest of ``dlcourse``, importing this package does not import TensorFlow.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["conv_explorer"]
+__all__ = ["conv_explorer", "playground"]
 
 
 def __getattr__(name: str):
