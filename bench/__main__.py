@@ -94,6 +94,16 @@ def bench_widgets() -> list[tuple[str, str]]:
     explorer.set(size=12, kernel=3, stride=1, padding=2)
     median, worst = _latency_ms(lambda _: explorer.step(), range(50))
     rows.append(("conv explorer: animation step (16×16 padded input)", f"median {median:.1f} ms, worst {worst:.1f} ms over 50 steps"))
+    from dlcourse.widgets.playground import Playground
+
+    pg = Playground("spiral", hidden=(8, 8, 4), activation="tanh")
+    pg.train(1)  # warm up: traces the training loop
+    median, worst = _latency_ms(lambda _: pg.train(epochs=5), range(30))
+    rows.append(("playground: one play tick (5 epochs on 200 points + redraw)", f"median {median:.0f} ms, worst {worst:.0f} ms over 30 ticks"))
+    pg.set(dataset="mnist")
+    pg.train(1)
+    median, worst = _latency_ms(lambda _: pg.train(epochs=1), range(10))
+    rows.append(("playground, MNIST subset: one play tick (1 epoch on 2,000 digits + redraw)", f"median {median:.0f} ms, worst {worst:.0f} ms over 10 ticks"))
     return rows
 
 

@@ -21,7 +21,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 
-__all__ = ["GpuInfo", "setup", "report", "gpus", "nvidia_smi_gpus", "diagnose"]
+__all__ = ["GpuInfo", "setup", "report", "gpus", "nvidia_smi_gpus", "diagnose", "matmul_speed"]
 
 # Mixed float16 pays off from Volta (compute capability 7.0) on; older GPUs and
 # CPUs run it slower than float32.
@@ -279,3 +279,27 @@ def setup(
         if note:
             print(f"Note        {note}")
     return strategy
+
+
+def matmul_speed(device: str = "/CPU:0", n: int = 2048, repeat: int = 5) -> dict:
+    """Time ``repeat`` float32 (n x n) @ (n x n) products on one TensorFlow device (lesson 01).
+
+    Returns ``{"device", "seconds", "gflops"}``: the median seconds per product and the
+    matching speed in GFLOP/s (2 n^3 floating-point operations per product).  One
+    warm-up product runs first, so start-up costs are not counted.
+    """
+    import statistics
+    import time
+
+    tf = _tf()
+    with tf.device(device):
+        a = tf.random.normal((n, n))
+        b = tf.random.normal((n, n))
+        (a @ b).numpy()  # warm-up
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            (a @ b).numpy()  # .numpy() waits for the GPU to finish
+            times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
+    return {"device": device, "seconds": seconds, "gflops": 2 * n**3 / seconds / 1e9}

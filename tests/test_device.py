@@ -208,3 +208,9 @@ def test_report_without_tensorflow_says_how_to_install(monkeypatch):
     text = device.report(print_it=False)
     assert "cannot be imported" in text and "make lab" in text
     assert "NVIDIA L4, 22.5 GiB (driver 550.1)" in text
+
+
+def test_matmul_speed_on_cpu():
+    result = device.matmul_speed("/CPU:0", n=256, repeat=3)
+    assert result["device"] == "/CPU:0" and result["seconds"] > 0
+    assert result["gflops"] == pytest.approx(2 * 256**3 / result["seconds"] / 1e9)
