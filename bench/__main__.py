@@ -104,6 +104,20 @@ def bench_widgets() -> list[tuple[str, str]]:
     pg.train(1)
     median, worst = _latency_ms(lambda _: pg.train(epochs=1), range(10))
     rows.append(("playground, MNIST subset: one play tick (1 epoch on 2,000 digits + redraw)", f"median {median:.0f} ms, worst {worst:.0f} ms over 10 ticks"))
+    import keras
+
+    keras.utils.set_random_seed(0)
+    cnn = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(16, 3, activation="relu"), keras.layers.MaxPooling2D(2),
+                            keras.layers.Conv2D(32, 3, activation="relu"), keras.layers.MaxPooling2D(2), keras.layers.Flatten(),
+                            keras.layers.Dense(10, activation="softmax")])
+    from dlcourse.data import load_mnist
+    from dlcourse.widgets.feature_maps import FeatureMapExplorer
+
+    images = load_mnist()[1][0][:20, :, :, None].astype("float32") / 255
+    explorer = FeatureMapExplorer(cnn, images, layer=cnn.layers[2].name)
+    explorer.set(image=1)
+    median, worst = _latency_ms(lambda i: explorer.set(image=i % 20, channel=i % 16, row=i % 11, col=(3 * i) % 11), range(20))
+    rows.append(("feature-map explorer: new image / map / position (maps, arithmetic, redraw)", f"median {median:.0f} ms, worst {worst:.0f} ms over 20 changes"))
     return rows
 
 

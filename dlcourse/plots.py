@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-__all__ = ["show_images", "plot_history"]
+__all__ = ["show_images", "plot_history", "show_filters"]
 
 
 def show_images(images, labels=None, *, predictions=None, ncols: int = 10, size: float = 1.2, cmap: str = "gray_r", title: str | None = None):
@@ -78,6 +78,38 @@ def plot_history(history, metrics=("loss", "accuracy"), *, title: str | None = N
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
         ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def show_filters(kernel, *, channel: int | None = 0, ncols: int = 8, size: float = 0.9, title: str | None = None):
+    """Show the filters of a Conv2D kernel as a grid of small images (lesson 03).
+
+    Args:
+        kernel: ``(F_h, F_w, D_in, K)``, e.g. ``layer.kernel`` or ``layer.get_weights()[0]``.
+        channel: which input channel to show; None shows each filter's mean over channels.
+        ncols: filters per row.
+
+    Blue is negative, red positive, on one symmetric scale per filter.
+    """
+    import matplotlib.pyplot as plt
+
+    kernel = np.asarray(kernel)
+    if kernel.ndim != 4:
+        raise ValueError(f"kernel must be (F_h, F_w, D_in, K), got shape {kernel.shape}")
+    weights = kernel.mean(axis=2) if channel is None else kernel[:, :, channel, :]
+    k = weights.shape[-1]
+    ncols = max(1, min(ncols, k))
+    nrows = math.ceil(k / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if title else 0)), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < k:
+            lim = np.abs(weights[..., i]).max() or 1.0
+            ax.imshow(weights[..., i], cmap="RdBu_r", vmin=-lim, vmax=lim)
+            ax.set_title(str(i), fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

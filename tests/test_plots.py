@@ -51,3 +51,15 @@ def test_plot_history_panels():
     assert len(acc_ax.lines) == 1 and acc_ax.get_ylabel() == "accuracy"
     with pytest.raises(ValueError, match="none of"):
         plots.plot_history({"mae": [1.0]})
+
+
+def test_show_filters_one_panel_per_filter():
+    kernel = np.random.default_rng(0).normal(size=(3, 3, 2, 5))
+    fig = plots.show_filters(kernel, ncols=4)
+    shown = _shown(fig)
+    assert len(shown) == 5 and len(fig.axes) == 8
+    np.testing.assert_array_equal(shown[4].images[0].get_array(), kernel[:, :, 0, 4])
+    fig = plots.show_filters(kernel, channel=None)
+    np.testing.assert_allclose(_shown(fig)[1].images[0].get_array(), kernel[:, :, :, 1].mean(axis=2))
+    with pytest.raises(ValueError, match="F_h, F_w, D_in, K"):
+        plots.show_filters(np.zeros((3, 3)))
