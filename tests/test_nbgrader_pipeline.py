@@ -67,7 +67,8 @@ def test_no_solution_code_or_hidden_test_in_lessons(solution):
         public += [line.strip() for line in _unmarked(cell.source)]
     assert secret, "the solution notebook has no solution or hidden-test code to protect"
     # A line that is also in the open part of the notebook (`except ValueError:`) is no secret.
-    leaked = [line for line in secret if line in lesson_sources and line not in public]
+    public_text = "\n".join(public)
+    leaked = [line for line in secret if line in lesson_sources and line not in public_text]
     assert not leaked, f"solution or hidden-test lines appear in the lesson: {leaked[:3]}"
 
 
