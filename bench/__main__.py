@@ -18,6 +18,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+import numpy as np
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,6 +120,15 @@ def bench_widgets() -> list[tuple[str, str]]:
     explorer.set(image=1)
     median, worst = _latency_ms(lambda i: explorer.set(image=i % 20, channel=i % 16, row=i % 11, col=(3 * i) % 11), range(20))
     rows.append(("feature-map explorer: new image / map / position (maps, arithmetic, redraw)", f"median {median:.0f} ms, worst {worst:.0f} ms over 20 changes"))
+
+    from dlcourse.widgets.latent_explorer import LatentExplorer
+
+    decoder = keras.Sequential([keras.Input((2,)), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(784, activation="sigmoid")])
+    denoiser = keras.Sequential([keras.Input((784,)), keras.layers.Dense(256, activation="relu"), keras.layers.Dense(784, activation="sigmoid")])
+    codes = np.random.default_rng(0).normal(size=(10000, 2))
+    latent = LatentExplorer(decoder, codes, np.arange(10000) % 10, denoiser=denoiser, images=images.reshape(-1, 784))
+    median, worst = _latency_ms(lambda i: latent.set(z1=float(np.sin(i)), z2=float(np.cos(i)), noise=(i % 10) / 10), range(20))
+    rows.append(("latent explorer: move the point / noise level (decode, denoise, redraw)", f"median {median:.0f} ms, worst {worst:.0f} ms over 20 moves"))
     return rows
 
 
