@@ -129,6 +129,14 @@ def bench_widgets() -> list[tuple[str, str]]:
     latent = LatentExplorer(decoder, codes, np.arange(10000) % 10, denoiser=denoiser, images=images.reshape(-1, 784))
     median, worst = _latency_ms(lambda i: latent.set(z1=float(np.sin(i)), z2=float(np.cos(i)), noise=(i % 10) / 10), range(20))
     rows.append(("latent explorer: move the point / noise level (decode, denoise, redraw)", f"median {median:.0f} ms, worst {worst:.0f} ms over 20 moves"))
+
+    from dlcourse.widgets.unroller import Unroller
+
+    lstm = keras.layers.LSTM(32)
+    lstm.build((None, None, 1))
+    unroller = Unroller(lstm, np.sin(np.arange(24) / 3), t=0)
+    median, worst = _latency_ms(lambda i: unroller.show(i), range(24))
+    rows.append(("unroller: one time step (gates, states, cell diagram, redraw)", f"median {median:.0f} ms, worst {worst:.0f} ms over 24 steps"))
     return rows
 
 

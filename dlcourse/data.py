@@ -8,6 +8,7 @@ too, so that every notebook draws its data from one place.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import threading
 import zipfile
@@ -21,6 +22,7 @@ __all__ = [
     "DataFileError",
     "load_mnist",
     "mnist_path",
+    "load_sunspots",
     "toy_2d",
     "train_test_split",
 ]
@@ -187,3 +189,37 @@ def train_test_split(x, y, *, test_fraction: float = 0.5, seed: int = 0):
     cut = len(x) - int(round(len(x) * test_fraction))
     train, test = order[:cut], order[cut:]
     return (x[train], y[train]), (x[test], y[test])
+
+
+# --- a real time series ---------------------------------------------------------------
+
+#: SHA-256 of the shipped ``data/sunspots_monthly.csv`` file (a text file: its bytes are stable).
+SUNSPOTS_SHA256 = "4284c5109bd1cc32e634fd091d10e54258bf0e88eb0ccea6859cd6194559bf0e"
+
+
+def load_sunspots(path: str | os.PathLike | None = None):
+    """Monthly mean sunspot numbers, January 1749 to December 2008 (lesson 04).
+
+    Returns:
+        ``(dates, sunspots)``: ``dates`` float64 ``(3120,)`` as decimal years
+        (1749.0 = January 1749, 1749.083 = February, ...), ``sunspots`` float32
+        ``(3120,)``, the monthly mean sunspot number.
+
+    Raises:
+        DataFileError: the file is missing or does not match its SHA-256 (see
+            ``data/README.md``); nothing is downloaded instead.
+    """
+    path = Path(path) if path is not None else DATA_DIR / "sunspots_monthly.csv"
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataFileError(f"sunspot file not found at {path}. {_RESTORE_HINT.replace('mnist.npz', 'sunspots_monthly.csv')}") from None
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != SUNSPOTS_SHA256:
+        raise DataFileError(
+            f"{path} is corrupt: SHA-256 {digest[:12]}..., expected {SUNSPOTS_SHA256[:12]}.... "
+            + _RESTORE_HINT.replace("mnist.npz", "sunspots_monthly.csv")
+        )
+    table = np.loadtxt(io.StringIO(raw.decode("ascii")), delimiter=",", skiprows=1)
+    dates = table[:, 0] + (table[:, 1] - 1) / 12
+    return dates, table[:, 2].astype(np.float32)

@@ -115,3 +115,20 @@ def test_a_file_replaced_after_loading_is_checked_again(tmp_path):
     _rewrite(data.mnist_path(), copy, lambda a: a["x_train"].__setitem__((5, 5, 5), 1))
     with pytest.raises(data.DataFileError):
         data.load_mnist(copy)
+
+
+def test_sunspots_load_and_checksum_matches_readme(repo_root):
+    dates, spots = data.load_sunspots()
+    assert dates.shape == spots.shape == (3120,) and spots.dtype == np.float32
+    assert dates[0] == 1749 and abs(dates[-1] - (2008 + 11 / 12)) < 1e-9
+    assert spots.min() >= 0 and 250 < spots.max() < 260
+    assert data.SUNSPOTS_SHA256 in (repo_root / "data" / "README.md").read_text()
+
+
+def test_sunspots_corruption_is_detected(tmp_path):
+    bad = tmp_path / "sunspots_monthly.csv"
+    bad.write_text((data.DATA_DIR / "sunspots_monthly.csv").read_text().replace("58.0", "59.0", 1))
+    with pytest.raises(data.DataFileError, match="corrupt.*git checkout -- data/sunspots_monthly.csv"):
+        data.load_sunspots(bad)
+    with pytest.raises(data.DataFileError, match="not found"):
+        data.load_sunspots(tmp_path / "missing.csv")

@@ -7,6 +7,7 @@ same object shows a static figure of its current state instead.
 - ``playground.Playground`` (lesson 01): train a small network live, TensorFlow Playground style.
 - ``conv_explorer.ConvExplorer`` (lesson 02): convolution and pooling arithmetic.
 - ``feature_maps.FeatureMapExplorer`` (lesson 03): activation maps, filters and the arithmetic behind them.
+- ``unroller.Unroller`` (lesson 04): an LSTM's gates and states, step by step.
 - ``latent_explorer.LatentExplorer`` (lesson 05): decode points of a 2-D code; noisy vs denoised images.
 
 Like the rest of ``dlcourse``, importing this package does not import TensorFlow.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["conv_explorer", "feature_maps", "latent_explorer", "playground"]
+__all__ = ["conv_explorer", "feature_maps", "latent_explorer", "playground", "unroller"]
 
 
 def __getattr__(name: str):
