@@ -75,6 +75,43 @@ class Visualizer:
     def _build_widget(self):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _bind(self, controls: dict) -> None:
+        """Route each control's value changes to ``self.set(key=value)``.
+
+        ``self._syncing`` is set while ``_sync_controls`` writes the state back into the
+        controls, so those writes do not loop back into ``set``.
+        """
+        self._controls = controls
+        self._syncing = False
+
+        def changed(change):
+            if not self._syncing:
+                self.set(**{change["owner"]._dlc_key: change["new"]})
+
+        for key, control in controls.items():
+            control._dlc_key = key
+            control.observe(changed, names="value")
+
+    def _sync_controls(self) -> None:
+        """Show ``self.state`` in the controls (for visualizers that keep one)."""
+        if self._widget is None:
+            return
+        self._syncing = True
+        try:
+            for key, control in self._controls.items():
+                control.value = self.state[key]
+        finally:
+            self._syncing = False
+
+    def _draw(self) -> None:
+        """Render the figure into the view and the status line into ``self._text``."""
+        self.view.update(figure_png(self.render_figure()))
+        if self._widget is not None:
+            self._text.value = self._status_markup()
+
+    def _status_markup(self) -> str:
+        return self.status()
+
     def static_png(self) -> bytes:
         """The picture shown where widgets cannot run (default: the current view)."""
         return self.view.png

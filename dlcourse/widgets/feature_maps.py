@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._display import PngView, Visualizer, figure_png
+from ._display import PngView, Visualizer
 
 __all__ = ["spatial_layers", "feature_maps", "explain", "Explanation", "FeatureMapExplorer"]
 
@@ -324,10 +324,8 @@ class FeatureMapExplorer(Visualizer):
         fig.subplots_adjust(left=0.01, right=0.99, top=0.92, bottom=0.02, wspace=0.08, hspace=0.25)
         return fig
 
-    def _draw(self) -> None:
-        self.view.update(figure_png(self.render_figure()))
-        if self._widget is not None:
-            self._text.value = "<pre style='font-size:12px'>" + self.status() + "</pre>"
+    def _status_markup(self) -> str:
+        return "<pre style='font-size:12px'>" + self.status() + "</pre>"
 
     def _build_widget(self):
         import ipywidgets as w
@@ -335,7 +333,7 @@ class FeatureMapExplorer(Visualizer):
         s = self.state
         m = self.maps()
         style = {"description_width": "60px"}
-        c = self._controls = {
+        c = {
             "image": w.IntSlider(s["image"], 0, len(self.images) - 1, description="image", style=style),
             "layer": w.Dropdown(options=self.layers, value=s["layer"], description="layer", style=style),
             "channel": w.IntSlider(s["channel"], 0, m.shape[2] - 1, description="map", style=style),
@@ -344,32 +342,22 @@ class FeatureMapExplorer(Visualizer):
             "show": w.ToggleButtons(options=["maps", "filters"], value=s["show"], description="show", style=style),
         }
         self._text = w.HTML()
-        self._syncing = False
-
-        def changed(change):
-            if not self._syncing:
-                self.set(**{change["owner"]._dlc_key: change["new"]})
-
-        for key, control in c.items():
-            control._dlc_key = key
-            control.observe(changed, names="value")
+        self._bind(c)
         controls = w.HBox([w.VBox([c["image"], c["layer"], c["show"]]), w.VBox([c["channel"], c["row"], c["col"]])])
         self._widget = w.VBox([controls, self.view.widget, self._text])
         self._draw()
         return self._widget
 
     def _sync_controls(self) -> None:
-        if self._widget is None:
-            return
-        self._syncing = True
-        try:
+        if self._widget is not None:
             h, wd, ch = self.maps().shape
             c = self._controls
-            c["channel"].max, c["row"].max, c["col"].max = ch - 1, h - 1, wd - 1
-            for key, control in c.items():
-                control.value = self.state[key]
-        finally:
-            self._syncing = False
+            self._syncing = True
+            try:
+                c["channel"].max, c["row"].max, c["col"].max = ch - 1, h - 1, wd - 1
+            finally:
+                self._syncing = False
+        super()._sync_controls()
 
     def __repr__(self) -> str:
         return f"FeatureMapExplorer({self.model.name})\n{self.status()}"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._display import PngView, Visualizer, figure_png
+from ._display import PngView, Visualizer
 
 __all__ = ["LatentExplorer", "decode_point", "gaussian_noise"]
 
@@ -156,17 +156,12 @@ class LatentExplorer(Visualizer):
             a["denoised_title"].set_text(f"denoised: MSE {np.mean((denoised - clean) ** 2):.3f}")
         return self._figure
 
-    def _draw(self) -> None:
-        self.view.update(figure_png(self.render_figure()))
-        if self._widget is not None:
-            self._text.value = self.status()
-
     def _build_widget(self):
         import ipywidgets as w
 
         (x0, x1), (y0, y1) = self.bounds
         step = float(max(x1 - x0, y1 - y0) / 200)
-        c = self._controls = {
+        c = {
             "z1": w.FloatSlider(self.state["z1"], min=float(x0), max=float(x1), step=step, description="code z1"),
             "z2": w.FloatSlider(self.state["z2"], min=float(y0), max=float(y1), step=step, description="code z2"),
         }
@@ -174,31 +169,13 @@ class LatentExplorer(Visualizer):
             c["noise"] = w.FloatSlider(self.state["noise"], min=0, max=1, step=0.05, description="noise")
             c["image"] = w.IntSlider(self.state["image"], min=0, max=len(self.images) - 1, description="image")
         self._text = w.Label()
-        self._syncing = False
-
-        def changed(change):
-            if not self._syncing:
-                self.set(**{change["owner"]._dlc_key: change["new"]})
-
-        for key, control in c.items():
-            control._dlc_key = key
-            control.observe(changed, names="value")
+        self._bind(c)
         rows = [w.HBox([c["z1"], c["z2"]])]
         if self.denoiser is not None:
             rows.append(w.HBox([c["noise"], c["image"]]))
         self._widget = w.VBox(rows + [self.view.widget, self._text])
         self._draw()
         return self._widget
-
-    def _sync_controls(self) -> None:
-        if self._widget is None:
-            return
-        self._syncing = True
-        try:
-            for key, control in self._controls.items():
-                control.value = self.state[key]
-        finally:
-            self._syncing = False
 
     def __repr__(self) -> str:
         return f"LatentExplorer\n{self.status()}"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._display import PngView, Visualizer, figure_png
+from ._display import PngView, Visualizer
 
 __all__ = ["lstm_trace", "Unroller"]
 
@@ -172,11 +172,6 @@ class Unroller(Visualizer):
             line.set_xdata([self.t, self.t])
         self._draw_cell(a["cell"])
         return self._figure
-
-    def _draw(self) -> None:
-        self.view.update(figure_png(self.render_figure()))
-        if self._widget is not None:
-            self._text.value = self.status()
 
     def _build_widget(self):
         import ipywidgets as w
