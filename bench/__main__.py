@@ -68,8 +68,9 @@ def bench_notebooks() -> list[tuple[str, str]]:
         NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
         seconds = time.perf_counter() - t
         total += seconds
-        rows.append((f"`solutions/{path.parent.name}` top to bottom", f"{seconds:.1f} s"))
-        print(f"  {path.parent.name}: {seconds:.1f} s", flush=True)
+        rel = path.relative_to(ROOT).as_posix()
+        rows.append((f"`{rel}` top to bottom", f"{seconds:.1f} s"))
+        print(f"  {rel}: {seconds:.1f} s", flush=True)
     rows.append(("all solution notebooks, total", f"{total:.1f} s"))
     return rows
 
@@ -137,10 +138,84 @@ def bench_widgets() -> list[tuple[str, str]]:
     unroller = Unroller(lstm, np.sin(np.arange(24) / 3), t=0)
     median, worst = _latency_ms(lambda i: unroller.show(i), range(24))
     rows.append(("unroller: one time step (gates, states, cell diagram, redraw)", f"median {median:.0f} ms, worst {worst:.0f} ms over 24 steps"))
+
+    from dlcourse.widgets.draw_digit import DrawDigit
+
+    pad = DrawDigit(cnn, interval=0)  # predict on every move (the widget's default waits 0.12 s between)
+    pad.start(60, 60)
+    median, worst = _latency_ms(lambda i: pad.move(60 + 4 * i, 60 + 3 * (i % 20)), range(40))
+    rows.append(("draw a digit: one mouse move (stroke, MNIST preprocessing, predict, redraw)", f"median {median:.0f} ms, worst {worst:.0f} ms over 40 moves"))
     return rows
 
 
-BENCHES = {"import": bench_import, "load_mnist": bench_load_mnist, "widgets": bench_widgets, "notebooks": bench_notebooks}
+def _solution_functions(notebook: Path, grade_id: str, namespace: dict) -> dict:
+    """Execute one solution cell of a notebook (by grade_id) into ``namespace``."""
+    import nbformat
+
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
+            exec(compile(cell.source, f"{notebook.name}:{grade_id}", "exec"), namespace)
+            return namespace
+    raise LookupError(f"no cell {grade_id!r} in {notebook}")
+
+
+def bench_mnist_project() -> list[tuple[str, str]]:
+    """Lesson 06: the notes' two baselines and the reference solution, accuracy and time."""
+    import json
+    import shutil
+    import tempfile
+
+    import keras
+    import nbformat
+    from nbclient import NotebookClient
+
+    from dlcourse.data import load_mnist
+
+    lesson = ROOT / "solutions" / "06_mnist_project"
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="dlcourse-bench-") as tmp:
+        shutil.copy(lesson / "06a_notes_pipeline.ipynb", tmp)
+        nb = nbformat.read(Path(tmp) / "06a_notes_pipeline.ipynb", as_version=4)
+        NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": tmp}}).execute()
+        for name, b in json.loads((Path(tmp) / "baselines.json").read_text()).items():
+            rows.append((f"MNIST, notes' baseline \"{name}\" ({b['params']:,} parameters; 10 epochs, batch 200)",
+                         f"test accuracy {b['accuracy']:.2%}, {b['seconds']:.0f} s (fit + evaluate)"))
+            print(f"  baseline {name}: {b['accuracy']:.2%} in {b['seconds']:.0f} s", flush=True)
+
+    (x_train, y_train), (x_test, y_test) = load_mnist()
+    x_train = x_train[..., None].astype("float32") / 255
+    x_test = x_test[..., None].astype("float32") / 255
+    ns = _solution_functions(lesson / "06b_project.ipynb", "project_model", {"keras": keras, "np": np})
+    log = []
+
+    class TestAccuracy(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.start, self.evaluating = time.perf_counter(), 0.0
+
+        def on_epoch_end(self, epoch, logs=None):
+            t = time.perf_counter()
+            trained = t - self.start - self.evaluating  # seconds of training so far, evaluations excluded
+            acc = float(np.mean(self.model.predict(x_test, batch_size=1000, verbose=0).argmax(1) == y_test))
+            self.evaluating += time.perf_counter() - t
+            log.append((epoch + 1, trained, acc))
+            print(f"  reference epoch {epoch + 1}: {trained:.0f} s, test accuracy {acc:.2%}", flush=True)
+
+    keras.utils.set_random_seed(0)  # as the notebook's training cell
+    model = ns["build_project_model"]()
+    original_fit = model.fit
+    model.fit = lambda *a, **kw: original_fit(*a, **{**kw, "callbacks": [TestAccuracy()]})
+    ns["train_project_model"](model, x_train, y_train)
+    final, train_seconds = log[-1][2], log[-1][1]
+    rows.append((f"MNIST, reference solution ({model.count_params():,} parameters, {len(log)} epochs)",
+                 f"test accuracy {final:.2%}, training {train_seconds:.0f} s"))
+    reached = [(e, s) for e, s, a in log if a >= 0.99]
+    rows.append(("MNIST, reference solution: time to 99.0% test accuracy",
+                 f"{reached[0][1]:.0f} s (epoch {reached[0][0]})" if reached else "not reached"))
+    return rows
+
+
+BENCHES = {"import": bench_import, "load_mnist": bench_load_mnist, "widgets": bench_widgets, "notebooks": bench_notebooks,
+           "mnist": bench_mnist_project}
 
 
 def machine() -> str:
@@ -161,7 +236,21 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores{mem}, no GPU used; Python {platform.python_version()}"
 
 
+def _existing_rows() -> list[tuple[str, str]]:
+    block = re.search(re.escape(BEGIN) + "(.*?)" + re.escape(END), README.read_text(), flags=re.S)
+    rows = []
+    for line in (block.group(1) if block else "").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        if line.startswith("| ") and len(cells) == 2 and cells[0] not in ("benchmark", "---"):
+            rows.append((cells[0], cells[1]))
+    return rows
+
+
 def write(rows: list[tuple[str, str]]) -> None:
+    """Put ``rows`` in the table: a benchmark measured again replaces its row, the rest stay."""
+    new = dict(rows)
+    merged = [(k, new.pop(k, v)) for k, v in _existing_rows()] + list(new.items())
+    rows = merged
     table = [
         BEGIN,
         f"Measured {datetime.date.today().isoformat()} on: {machine()}.",

@@ -114,3 +114,42 @@ def show_filters(kernel, *, channel: int | None = 0, ncols: int = 8, size: float
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_confusion_matrix(cm, *, class_names=None, normalize: bool = False, title: str | None = None):
+    """Heat map of a confusion matrix (lesson 06), with the counts written in the cells.
+
+    Args:
+        cm: ``(C, C)`` counts; ``cm[i, j]`` = images of true class i predicted as j.
+        class_names: labels of the C classes (default 0..C-1).
+        normalize: colour by the fraction of each true class (row) instead of counts.
+
+    The diagonal (correct answers) dwarfs the rest, so off-diagonal cells are coloured
+    on their own scale: the mistakes are what the picture is for.
+    """
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(cm)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"a confusion matrix is square (C, C), got shape {cm.shape}")
+    c = cm.shape[0]
+    names = [str(k) for k in (class_names if class_names is not None else range(c))]
+    rows = np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    shown = cm / rows if normalize else cm.astype(float)
+    off = shown.copy()
+    np.fill_diagonal(off, np.nan)
+    fig, ax = plt.subplots(figsize=(0.55 * c + 2, 0.5 * c + 1.4))
+    image = ax.imshow(off, cmap="Reds", vmin=0, vmax=np.nanmax(off) if np.nanmax(off) > 0 else 1)
+    for i in range(c):
+        for j in range(c):
+            text = f"{shown[i, j]:.2f}" if normalize else str(int(cm[i, j]))
+            ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                    color="#1a5e1a" if i == j else "black", fontweight="bold" if i == j else "normal")
+    ax.set_xticks(range(c), names)
+    ax.set_yticks(range(c), names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    fig.colorbar(image, ax=ax, label="fraction of the class" if normalize else "mistakes", shrink=0.8)
+    ax.set_title(title or "confusion matrix (diagonal: correct, in green)")
+    fig.tight_layout()
+    return fig

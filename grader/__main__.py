@@ -34,7 +34,7 @@ def _check(args) -> int:
             continue
         t = time.perf_counter()
         failed = course.validate(nb).get("failed", [])
-        print(f"solutions/{nb.parent.name}: {'all tests pass' if not failed else f'{len(failed)} test cell(s) FAIL'} ({time.perf_counter() - t:.0f} s)")
+        print(f"{nb.relative_to(course.ROOT)}: {'all tests pass' if not failed else f'{len(failed)} test cell(s) FAIL'} ({time.perf_counter() - t:.0f} s)")
         for cell in failed:
             print(f"    {cell['source'].splitlines()[0]}\n      " + "\n      ".join(_ANSI.sub("", cell["raw_error"]).strip().splitlines()[-3:]))
         ok &= not failed
@@ -43,7 +43,7 @@ def _check(args) -> int:
             continue
         t = time.perf_counter()
         passed = course.validate(nb, invert=True).get("passed", [])
-        print(f"lessons/{nb.parent.name}: {'every test fails' if not passed else f'{len(passed)} test cell(s) PASS on the blank lesson'} ({time.perf_counter() - t:.0f} s)")
+        print(f"{nb.relative_to(course.ROOT)}: {'every test fails' if not passed else f'{len(passed)} test cell(s) PASS on the blank lesson'} ({time.perf_counter() - t:.0f} s)")
         ok &= not passed
     print("check:", "OK" if ok else "FAILED")
     return 0 if ok else 1

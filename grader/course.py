@@ -30,7 +30,7 @@ class NbgraderError(RuntimeError):
 
 def assignments() -> list[str]:
     """Names of the lesson folders in ``solutions/`` that hold a notebook, sorted."""
-    return sorted(p.parent.name for p in SOLUTIONS.glob("*/*.ipynb") if not p.parent.name.startswith("."))
+    return sorted({p.parent.name for p in SOLUTIONS.glob("*/*.ipynb") if not p.parent.name.startswith(".")})
 
 
 def notebooks(folder: Path) -> list[Path]:
@@ -152,9 +152,16 @@ def validate(notebook: Path, *, invert: bool = False) -> dict:
     Without ``invert`` an empty result means every test passed; failures are under
     ``"failed"``.  With ``invert`` an empty result means every test failed; tests
     that passed are under ``"passed"``.
+
+    The notebook runs from a copy in an empty temporary folder, so files it writes
+    (lesson 06's ``mnist_model.keras``) neither land in the repository nor, left over
+    from an earlier run, make a blank lesson's tests pass.
     """
     from nbgrader.validator import Validator
 
     validator = Validator(config=load_config())
     validator.invert = invert
-    return validator.validate(str(Path(notebook).resolve()))
+    with tempfile.TemporaryDirectory(prefix="dlcourse-validate-") as tmp:
+        copy = Path(tmp) / Path(notebook).name
+        shutil.copy(notebook, copy)
+        return validator.validate(str(copy))

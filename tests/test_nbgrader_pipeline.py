@@ -16,7 +16,7 @@ LESSONS = course.notebooks(course.LESSONS)
 
 
 def _ids(paths):
-    return [p.parent.name for p in paths]
+    return [f"{p.parent.name}/{p.stem}" if p.stem != p.parent.name else p.stem for p in paths]
 
 
 def _marked_lines(source, begin, end):
@@ -50,7 +50,7 @@ def test_lessons_are_exactly_what_solutions_generate():
 
 
 def test_every_solution_has_a_lesson():
-    assert _ids(SOLUTIONS) == _ids(LESSONS)
+    assert [p.relative_to(course.SOLUTIONS) for p in SOLUTIONS] == [p.relative_to(course.LESSONS) for p in LESSONS]
 
 
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=_ids(SOLUTIONS))

@@ -9,6 +9,7 @@ same object shows a static figure of its current state instead.
 - ``feature_maps.FeatureMapExplorer`` (lesson 03): activation maps, filters and the arithmetic behind them.
 - ``unroller.Unroller`` (lesson 04): an LSTM's gates and states, step by step.
 - ``latent_explorer.LatentExplorer`` (lesson 05): decode points of a 2-D code; noisy vs denoised images.
+- ``draw_digit.DrawDigit`` (lesson 06): draw a digit, see it preprocessed the MNIST way and classified live.
 
 Like the rest of ``dlcourse``, importing this package does not import TensorFlow.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["conv_explorer", "feature_maps", "latent_explorer", "playground", "unroller"]
+__all__ = ["conv_explorer", "draw_digit", "feature_maps", "latent_explorer", "playground", "unroller"]
 
 
 def __getattr__(name: str):
