@@ -214,8 +214,49 @@ def bench_mnist_project() -> list[tuple[str, str]]:
     return rows
 
 
+def bench_grading(n: int = 40) -> list[tuple[str, str]]:
+    """`python -m grader autograde` on n lesson-02 submissions at 1 and 2 jobs, and plain nbgrader."""
+    import shutil
+    import tempfile
+
+    from grader import autograde, course
+
+    lesson, nb = "02_conv_pool_arithmetic", "02_conv_pool_arithmetic.ipynb"
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="dlcourse-bench-grading-") as tmp:
+        subs = Path(tmp) / "submissions"
+        for i in range(n):  # alternately solved and blank, as a class hands them in
+            src = course.SOLUTIONS if i % 2 == 0 else course.LESSONS
+            (subs / f"s{i:02d}" / lesson).mkdir(parents=True)
+            shutil.copy(src / lesson / nb, subs / f"s{i:02d}" / lesson / nb)
+        seconds = {}
+        for jobs in (1, 2):
+            t = time.perf_counter()
+            autograde.autograde(lesson, subs, Path(tmp) / f"out{jobs}", jobs=jobs, progress=lambda *_: None)
+            seconds[jobs] = time.perf_counter() - t
+            print(f"  grader, {jobs} job(s): {seconds[jobs]:.0f} s", flush=True)
+            rows.append((f"grading {n} lesson-02 submissions: `python -m grader autograde --jobs {jobs}` (sandboxed)",
+                         f"{seconds[jobs]:.0f} s, {seconds[jobs] / n:.1f} s per submission"))
+        rows.append(("grading: speed-up of 2 jobs over 1 (2 cores)", f"{seconds[1] / seconds[2]:.2f}x"))
+        plain = Path(tmp) / "plain"
+        shutil.copytree(subs, plain / "submitted")
+        (plain / "source" / lesson).mkdir(parents=True)
+        shutil.copy(course.SOLUTIONS / lesson / nb, plain / "source" / lesson / nb)
+        overrides = [f"--CourseDirectory.root={plain}", f"--CourseDirectory.db_url=sqlite:///{plain}/gradebook.db",
+                     "--CourseDirectory.source_directory=source", "--CourseDirectory.release_directory=release",
+                     "--CourseDirectory.submitted_directory=submitted", "--CourseDirectory.autograded_directory=autograded"]
+        course.nbgrader("generate_assignment", lesson, *overrides)
+        t = time.perf_counter()
+        course.nbgrader("autograde", lesson, *overrides)
+        plain_seconds = time.perf_counter() - t
+        print(f"  plain nbgrader autograde: {plain_seconds:.0f} s", flush=True)
+        rows.append((f"grading {n} lesson-02 submissions: plain `nbgrader autograde` (no sandbox, one at a time, no feedback)",
+                     f"{plain_seconds:.0f} s, {plain_seconds / n:.1f} s per submission"))
+    return rows
+
+
 BENCHES = {"import": bench_import, "load_mnist": bench_load_mnist, "widgets": bench_widgets, "notebooks": bench_notebooks,
-           "mnist": bench_mnist_project}
+           "mnist": bench_mnist_project, "grading": bench_grading}
 
 
 def machine() -> str:

@@ -2,14 +2,18 @@
 
     python -m grader release    regenerate lessons/ from solutions/
     python -m grader check      solutions pass their tests, lessons fail them, lessons in sync
+    python -m grader autograde ASSIGNMENT --submissions PATH [--out DIR] [--jobs N] [--timeout SECONDS]
+                                grade a class in sandboxes: grades.csv, feedback/, submissions.csv
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
+from pathlib import Path
 
 from . import course
 
@@ -49,6 +53,19 @@ def _check(args) -> int:
     return 0 if ok else 1
 
 
+def _autograde(args) -> int:
+    from . import autograde
+
+    out = args.out or course.ROOT / "grader" / "output" / args.assignment
+    try:
+        autograde.autograde(args.assignment, args.submissions, out, jobs=args.jobs, timeout=args.timeout,
+                            wall_clock=args.wall_clock)
+    except autograde.GradingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grader", description="The course's grading tools.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -57,6 +74,19 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("check", help="solutions pass, lessons fail, lessons in sync")
     p.add_argument("lesson", nargs="*", help="only these lessons (default: all)")
     p.set_defaults(func=_check)
+    p = sub.add_parser(
+        "autograde", help="grade every submission of a lesson, safely and in parallel",
+        description="Grade a class's submissions of one lesson with nbgrader, each in its own sandbox. "
+                    "Writes grades.csv (one row per student), feedback/<student>/*.html, submissions.csv "
+                    "(SHA-256 of every submitted file) and logs/. Submissions are only read.")
+    p.add_argument("assignment", help="lesson folder name, e.g. 02_conv_pool_arithmetic")
+    p.add_argument("--submissions", required=True, type=Path,
+                   help="folder of <student>/<assignment>/* or of <student>.ipynb files, or a .zip of either")
+    p.add_argument("--out", type=Path, help="output folder (default: grader/output/ASSIGNMENT/)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once (default: cores)")
+    p.add_argument("--timeout", type=int, help="seconds per cell (default: the course's 300)")
+    p.add_argument("--wall-clock", type=int, help="seconds per submission (default: 4 x timeout, at least 600)")
+    p.set_defaults(func=_autograde)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
