@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="folder of <student>/<assignment>/* or of <student>.ipynb files, or a .zip of either")
     p.add_argument("--out", type=Path, help="output folder (default: grader/output/ASSIGNMENT/)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once (default: cores)")
-    p.add_argument("--timeout", type=int, help="seconds per cell (default: the course's 300)")
+    p.add_argument("--timeout", type=int,
+                   help="seconds per cell (default: the lesson's in grader/nbgrader_config.py, else 300)")
     p.add_argument("--wall-clock", type=int, help="seconds per submission (default: 4 x timeout, at least 600)")
     p.set_defaults(func=_autograde)
     args = parser.parse_args(argv)

@@ -455,7 +455,7 @@ def autograde(assignment: str, submissions: Path, out: Path, jobs: int, timeout:
               wall_clock: int | None = None, limits: sandbox.Limits | None = None, progress=print) -> list[Result]:
     """Grade every submission; write ``out/grades.csv``, ``out/feedback/``, ``out/submissions.csv``."""
     config = course.load_config()
-    timeout = timeout or int(config.Execute.get("timeout", 300))
+    timeout = timeout or int(config.CourseGrader.get("timeouts", {}).get(assignment) or config.Execute.get("timeout", 300))
     wall_clock = wall_clock or max(4 * timeout, 600)
     reason = sandbox.isolation()
     if reason:

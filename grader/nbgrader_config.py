@@ -30,6 +30,12 @@ c.CourseDirectory.ignore = [
 c.Execute.timeout = 300
 c.Execute.interrupt_on_timeout = True
 
+# `python -m grader autograde`: per-cell timeout (seconds) for particular lessons, where
+# the default above does not fit; --timeout on the command line overrides both.
+c.CourseGrader.timeouts = {
+    "02_conv_pool_arithmetic": 120,  # no training: a cell that runs for minutes is stuck
+}
+
 # Solution stubs learners see.
 c.ClearSolutions.code_stub = {
     "python": "# YOUR CODE HERE\nraise NotImplementedError()",

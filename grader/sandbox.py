@@ -110,13 +110,18 @@ def bwrap_args(scratch: Path, runtime: Path) -> list[str]:
     for nb in sorted(scratch.glob("*.ipynb")):  # they hold the restored hidden tests
         args += ["--ro-bind", "/dev/null", str(nb)]
     args += ["--chdir", str(scratch), "--clearenv"]
-    env = {"HOME": "/tmp", "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "MPLBACKEND": "Agg",
-           "MPLCONFIGDIR": "/tmp/matplotlib", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONNOUSERSITE": "1",
-           "LANG": "C.UTF-8"}
-    env.update({k: os.environ[k] for k in _PASS_THROUGH if k in os.environ})
-    for key, value in env.items():
+    for key, value in kernel_env("/tmp").items():
         args += ["--setenv", key, value]
     return args
+
+
+def kernel_env(home: str) -> dict[str, str]:
+    """The scrubbed environment a kernel gets: no tokens, paths or settings of the grader's."""
+    env = {"HOME": home, "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "MPLBACKEND": "Agg",
+           "MPLCONFIGDIR": f"{home}/matplotlib", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONNOUSERSITE": "1",
+           "LANG": "C.UTF-8"}
+    env.update({k: os.environ[k] for k in _PASS_THROUGH if k in os.environ})
+    return env
 
 
 def _apply_limits(limits: Limits) -> None:
@@ -190,9 +195,13 @@ def main(argv: list[str]) -> int:
     _apply_limits(limits)
     if settings.get("isolate", True):
         command = bwrap_args(Path.cwd(), Path(settings["runtime"])) + ["--"] + kernel
-    else:
-        command = kernel
-    os.execvp(command[0], command)
+        os.execvp(command[0], command)
+    # Unisolated (no bubblewrap): still the limits above and a scrubbed environment.
+    home = Path(settings["runtime"]) / "home"
+    home.mkdir(exist_ok=True)
+    env = kernel_env(str(home))
+    env["PYTHONPATH"] = str(ROOT)  # the venv's editable install needs no more than this
+    os.execve(kernel[0], kernel, env)
     return 0  # not reached
 
 

@@ -312,3 +312,30 @@ def test_lesson_06_is_graded_from_the_saved_model_without_training(tmp_path):
     feedback = (tmp_path / "out" / "feedback" / "no_model" / "06b_project.html").read_text()
     assert "mnist_model.keras not found" in feedback
     assert "not training" in feedback, "grading must read the saved model, not train one"
+
+
+def test_without_isolation_it_says_so_and_still_grades(tmp_path, monkeypatch):
+    monkeypatch.setattr(sandbox, "isolation", lambda: "bubblewrap is not installed (test)")
+    subs = tmp_path / "subs" / "ada" / LESSON
+    subs.mkdir(parents=True)
+    shutil.copy(course.SOLUTIONS / LESSON / NB, subs / NB)
+    said = []
+    autograde.autograde(LESSON, tmp_path / "subs", tmp_path / "out", jobs=1, timeout=TIMEOUT, progress=said.append)
+    assert "WARNING: student code will NOT be isolated" in said[0]
+    row = next(csv.DictReader(open(tmp_path / "out" / "grades.csv", encoding="utf-8")))
+    assert (row["score"], row["status"]) == (str(FULL), "graded")
+
+
+def test_per_lesson_timeouts_come_from_the_course_config():
+    config = course.load_config()
+    assert config.CourseGrader.timeouts[LESSON] < config.Execute.timeout
+
+
+def test_kernel_environment_is_scrubbed(monkeypatch):
+    monkeypatch.setenv("GITHUB_TOKEN", "secret")
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    env = sandbox.kernel_env("/tmp")
+    assert "GITHUB_TOKEN" not in env and env["NBGRADER_EXECUTION"] == "autograde"
+    args = sandbox.bwrap_args(Path("/tmp/scratch"), Path("/tmp/run"))
+    assert "--clearenv" in args and "--unshare-all" in args and "secret" not in args
+    assert str(course.SOLUTIONS) not in args and str(course.ROOT / "grader") not in args
