@@ -461,6 +461,9 @@ def autograde(assignment: str, submissions: Path, out: Path, jobs: int, timeout:
     if reason:
         progress(f"WARNING: student code will NOT be isolated: {reason}.\n"
                  "         It runs as you, with resource limits only. Install bubblewrap to isolate it.")
+    problem = sandbox.process_limit_problem()
+    if problem:
+        progress(f"WARNING: {problem}; run the grader as an ordinary user, or where cgroups are writable.")
     out = Path(out)
     if out.resolve() == Path(submissions).resolve() or Path(submissions).resolve() in out.resolve().parents:
         raise GradingError("--out must not be inside the submissions: the grader never writes there")

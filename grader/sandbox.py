@@ -65,6 +65,22 @@ def isolation() -> str | None:
     return None
 
 
+def process_limit_problem() -> str | None:
+    """None if the process limit can be enforced here, else why not.
+
+    RLIMIT_NPROC does not bind root, so as root the limit needs a pids cgroup.
+    """
+    if os.geteuid() != 0:
+        return None
+    for base in (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")):
+        if not ((base / "cgroup.procs").exists() and os.access(base, os.W_OK)):
+            continue
+        controllers = base / "cgroup.controllers"
+        if base.name == "pids" or (controllers.exists() and "pids" in controllers.read_text().split()):
+            return None
+    return "running as root without a writable pids cgroup, so the number of processes is not limited"
+
+
 def kernelspec(folder: Path) -> Path:
     """Write the sandbox kernelspec under ``folder/kernels/`` (put ``folder`` on JUPYTER_PATH)."""
     spec = folder / "kernels" / KERNEL_NAME

@@ -92,10 +92,11 @@ def klass(tmp_path_factory):
     lose_table = FULL - POINTS["test_layer_table"]
     k.add("infinite_loop", k.damaged("while True:\n    pass"), lose_table, "timeout in cell layer_table")
     k.add("memory_hog", k.damaged("hog = bytearray(64 * 2**30)"), lose_table, "out of memory in cell layer_table")
+    # Bounded (2,000 forks at most), so that a missing process limit fails the test instead of the machine.
     k.add("fork_bomb", k.damaged(
-        "import os, time\nchildren = 0\ntry:\n    while True:\n        if os.fork() == 0:\n            time.sleep(120)\n"
+        "import os, time\nchildren = 0\ntry:\n    for _ in range(2000):\n        if os.fork() == 0:\n            time.sleep(120)\n"
         "            os._exit(0)\n        children += 1\nexcept OSError as exc:\n    print('fork ' + f'refused after {children} processes')\n"
-        "assert children < 1000, 'no process limit'"), FULL)
+        "assert children < 2000, 'no process limit'"), FULL)
     k.add("sys_exit", k.damaged("import sys\nsys.exit(3)"), lose_table)
     k.add("crash", k.damaged("import os\nos._exit(1)"), 0, "kernel died")
     k.add("segfault", k.damaged("import ctypes\nctypes.string_at(0)"), 0, "kernel died")
