@@ -219,13 +219,15 @@ def match_notebooks(sub: Submission, expected: dict[str, set[str]]) -> tuple[dic
                 notes.append(f"{Path(path).name}: {problem}")
             else:
                 readable[name] = _grade_ids(nb)
+    used = {target for target in expected if target in readable}
     for target, ids in expected.items():
         if target in readable:
             chosen[target] = sub.files[target]
             continue
-        candidates = [(len(ids & got), name) for name, got in readable.items() if name not in chosen.values()]
+        candidates = [(len(ids & got), name) for name, got in readable.items() if name not in used]
         best = max(candidates, default=(0, None))
         if best[1] is not None and (best[0] > 0 or (len(expected) == 1 and len(readable) == 1)):
+            used.add(best[1])
             chosen[target] = sub.files[best[1]]
             notes.append(f"{Path(sub.files[best[1]]).name} graded as {target}")
     return chosen, notes

@@ -340,3 +340,18 @@ def test_kernel_environment_is_scrubbed(monkeypatch):
     args = sandbox.bwrap_args(Path("/tmp/scratch"), Path("/tmp/run"))
     assert "--clearenv" in args and "--unshare-all" in args and "secret" not in args
     assert str(course.SOLUTIONS) not in args and str(course.ROOT / "grader") not in args
+
+
+def test_each_submitted_notebook_is_graded_as_one_notebook_at_most(tmp_path):
+    """Lesson 06 has two notebooks: a renamed part 2 fills part 2 only, never part 1 as well."""
+    lesson = "06_mnist_project"
+    part2 = course.SOLUTIONS / lesson / "06b_project.ipynb"
+    folder = tmp_path / "ada" / lesson
+    folder.mkdir(parents=True)
+    shutil.copy(part2, folder / "my project.ipynb")
+    sub = autograde.collect(tmp_path, lesson, tmp_path / "staging")[0]
+    ids = {name: autograde._grade_ids(json.loads((course.SOLUTIONS / lesson / name).read_text()))
+           for name in ("06a_notes_pipeline.ipynb", "06b_project.ipynb")}
+    chosen, notes = autograde.match_notebooks(sub, ids)
+    assert chosen == {"06b_project.ipynb": folder / "my project.ipynb"}
+    assert notes == ["my project.ipynb graded as 06b_project.ipynb"]
