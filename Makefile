@@ -16,7 +16,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # The validator behind nbgrader's Validate button reads grader/nbgrader_config.py.
 export JUPYTER_CONFIG_PATH := $(abspath grader)
 
-.PHONY: help install lab test test-fast lessons check bench clean sandbox-tool
+.PHONY: help install lab test test-fast lessons check bench screenshots clean system-tools
 
 help:
 	@echo "make lab        install (first time) and open JupyterLab on lessons/"
@@ -25,6 +25,7 @@ help:
 	@echo "make lessons    regenerate lessons/ from solutions/ (instructors)"
 	@echo "make check      solutions pass, lessons fail, lessons in sync"
 	@echo "make bench      run the benchmarks and update bench/README.md"
+	@echo "make screenshots  redraw docs/images/ from the visualizers in Chromium"
 	@echo "make clean      remove .venv and generated files"
 
 install: $(STAMP)
@@ -44,19 +45,23 @@ $(STAMP): pyproject.toml
 lab: install
 	"$(BIN)/jupyter" lab --ServerApp.root_dir="$(abspath lessons)" --ServerApp.port=$(PORT) $(ROOT_FLAG) $(LAB_ARGS)
 
-test: install sandbox-tool
+test: install system-tools
 	"$(BIN)/python" -m pytest
 
-# `python -m grader autograde` isolates student code with bubblewrap; install it where we can.
-sandbox-tool:
-	@command -v bwrap >/dev/null || { \
+# Debian packages the tests use, installed where we can (root with apt-get):
+# bubblewrap isolates student code in `python -m grader autograde`; Chromium runs tests/browser.
+SYSTEM_TOOLS := bwrap:bubblewrap chromium:chromium,fonts-dejavu-core
+system-tools:
+	@missing=""; for tool in $(SYSTEM_TOOLS); do \
+	    pkgs="$${tool##*:}"; command -v "$${tool%%:*}" >/dev/null || missing="$$missing $${pkgs//,/ }"; done; \
+	if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	        echo "Installing bubblewrap (the grader's sandbox)"; \
-	        apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends bubblewrap >/dev/null; \
+	        echo "Installing$$missing (grader sandbox, browser tests)"; \
+	        apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; \
 	    else \
-	        echo "note: bubblewrap (bwrap) is not installed, so the grader's sandbox tests are skipped."; \
-	        echo "      Debian/Ubuntu: sudo apt-get install bubblewrap"; \
-	    fi; }
+	        echo "note: not installed:$$missing; the tests that need them are skipped."; \
+	        echo "      Debian/Ubuntu: sudo apt-get install$$missing"; \
+	    fi; fi
 
 test-fast: install
 	"$(BIN)/python" -m pytest tests -m "not notebooks"
@@ -69,6 +74,10 @@ check: install
 
 bench: install
 	"$(BIN)/python" -m bench
+
+# The README's pictures: each visualizer used in JupyterLab in Chromium (tests/browser).
+screenshots: install system-tools
+	DLCOURSE_SCREENSHOTS="$(abspath docs/images)" "$(BIN)/python" -m pytest tests/browser -k lesson_runs_in_the_browser
 
 clean:
 	rm -rf "$(VENV)" .pytest_cache grader/work grader/output

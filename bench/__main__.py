@@ -255,8 +255,32 @@ def bench_grading(n: int = 40) -> list[tuple[str, str]]:
     return rows
 
 
+def bench_browser() -> list[tuple[str, str]]:
+    """Input-to-display latency of each visualizer in JupyterLab in headless Chromium.
+
+    Runs the browser tests of the lessons that have a visualizer (tests/browser), which
+    time each interaction from the input event to the updated picture on the page.
+    """
+    import json
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="dlcourse-bench-browser-") as tmp:
+        report = Path(tmp) / "latency.json"
+        env = dict(os.environ, DLCOURSE_LATENCY_JSON=str(report))
+        select = "lesson_runs_in_the_browser and not 00_ and not 06a"
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/browser", "-k", select],
+                              cwd=ROOT, env=env, capture_output=True, text=True)
+        if done.returncode != 0 or not report.exists():
+            print(done.stdout[-3000:], done.stderr[-2000:])
+            return [("visualizers in Chromium", "not measured: the browser tests failed or were skipped (see their output)")]
+        rows = json.loads(report.read_text())
+    return [(f"in JupyterLab + Chromium: {r['visualizer'].replace('_', ' ')}, {r['action']}",
+             f"median {r['median_s'] * 1000:.0f} ms, worst {r['worst_s'] * 1000:.0f} ms over {r['n']} (input event to new picture on the page)")
+            for r in rows]
+
+
 BENCHES = {"import": bench_import, "load_mnist": bench_load_mnist, "widgets": bench_widgets, "notebooks": bench_notebooks,
-           "mnist": bench_mnist_project, "grading": bench_grading}
+           "mnist": bench_mnist_project, "grading": bench_grading, "browser": bench_browser}
 
 
 def machine() -> str:

@@ -388,7 +388,7 @@ class ConvExplorer(Visualizer):
             "padding": w.IntSlider(c.padding, 0, 4, description="padding P", **slider),
             "dilation": w.IntSlider(c.dilation, 1, 3, description="dilation D", **slider),
             "mode": w.ToggleButtons(options=PADDINGS, value=c.mode, description="padding", style={"button_width": "70px", **style}),
-            "op": w.ToggleButtons(options=[("conv", "conv"), ("max pool", "max"), ("avg pool", "avg")], value=c.op, description="layer", style={"button_width": "70px", **style}),
+            "op": w.ToggleButtons(options=[("conv", "conv"), ("max pool", "max"), ("avg pool", "avg")], value=c.op, description="layer", style={"button_width": "84px", **style}),
         }
         self._frame_slider = w.IntSlider(0, 0, max(self.n_frames - 1, 0), description="step", **slider)
         self._play = w.Play(value=0, min=0, max=max(self.n_frames - 1, 0), interval=400, description="play")

@@ -14,6 +14,8 @@ order: input, forget, candidate, output); the tests check it against Keras.
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 
 from ._display import PngView, Visualizer
@@ -180,10 +182,13 @@ class Unroller(Visualizer):
         self._play = w.Play(value=self.t, min=0, max=self.T - 1, interval=300)
         w.jslink((self._play, "value"), (self._slider, "value"))
         self._slider.observe(lambda change: self.show(change["new"]), names="value")
-        self._text = w.Label()
+        self._text = w.HTML()  # not a Label: the line is longer than the figure and must wrap
         self._widget = w.VBox([w.HBox([self._play, self._slider]), self.view.widget, self._text])
         self._draw()
         return self._widget
+
+    def _status_markup(self) -> str:
+        return html.escape(self.status())
 
     def __repr__(self) -> str:
         return f"Unroller({self.layer.name}, T={self.T})\n{self.status()}"
