@@ -98,15 +98,20 @@ def output(page, index: int):
     return area
 
 
+def _slider(area, label: str):
+    """The ipywidgets slider whose description is exactly ``label``."""
+    name = area.page.locator(".widget-label", has_text=re.compile(f"^{re.escape(label)}$"))
+    return area.locator(".widget-slider").filter(has=name)
+
+
 def slider_handle(area, label: str):
-    """The draggable handle of the ipywidgets slider described as ``label``."""
-    slider = area.locator(".widget-slider").filter(has=area.page.locator(".widget-label", has_text=re.compile(f"^{re.escape(label)}$")))
-    return slider.locator(".noUi-handle").first
+    """The draggable handle of the slider described as ``label`` (it takes arrow keys)."""
+    return _slider(area, label).locator(".noUi-handle").first
 
 
 def slider_value(area, label: str) -> str:
-    slider = area.locator(".widget-slider").filter(has=area.page.locator(".widget-label", has_text=re.compile(f"^{re.escape(label)}$")))
-    return slider.locator(".widget-readout").first.inner_text().strip()
+    """The value the slider described as ``label`` shows."""
+    return _slider(area, label).locator(".widget-readout").first.inner_text().strip()
 
 
 def timed_change(page, action, watched, timeout_s: float = 30) -> float:
