@@ -36,6 +36,16 @@ c.CourseGrader.timeouts = {
     "02_conv_pool_arithmetic": 120,  # no training: a cell that runs for minutes is stuck
 }
 
+# `python -m grader autograde`: the files a lesson's notebooks read besides themselves. Only these
+# are taken from a submission (as plain files, read-only in the sandbox); anything else is ignored.
+c.CourseGrader.lesson_files = {
+    "06_mnist_project": ["mnist_model.keras"],
+}
+
+# `python -m grader autograde`: per-submission limits where the defaults of grader.sandbox.Limits do
+# not fit (bytes, seconds, counts), e.g. {"memory": 12 * 2**30, "files": 2 * 2**30}.
+c.CourseGrader.limits = {}
+
 # Solution stubs learners see.
 c.ClearSolutions.code_stub = {
     "python": "# YOUR CODE HERE\nraise NotImplementedError()",
