@@ -136,7 +136,8 @@ def bwrap_args(settings: dict, plan_fd: int) -> list:
     args += ["--bind", settings["runtime"], settings["runtime"]]
     for name, source in settings.get("files", {}).items():  # the submission's files the lesson reads
         args += ["--ro-bind", source, f"{SANDBOX_HOME}/work/{name}"]
-    args += ["--chdir", f"{SANDBOX_HOME}/work", "--clearenv"]
+    # The root bwrap builds is a tmpfs of its own: read-only, so that nothing escapes the capped /tmp.
+    args += ["--remount-ro", "/", "--chdir", f"{SANDBOX_HOME}/work", "--clearenv"]
     for key, value in _kernel_env(f"{SANDBOX_HOME}/home", SANDBOX_HOME, settings).items():
         args += ["--setenv", key, value]
     return args

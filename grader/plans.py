@@ -15,7 +15,7 @@ from pathlib import Path
 from .submissions import GradingError
 
 # Imported before any student code, so that the referee's record of them is pristine.
-ALWAYS_PRELOAD = ["numpy", "dlcourse", "dlcourse.checks", "dlcourse.data"]
+ALWAYS_PRELOAD = ["numpy", "numpy.testing", "dlcourse", "dlcourse.checks", "dlcourse.data"]
 NEVER_PRELOAD = ("matplotlib", "ipywidgets", "ipycanvas", "IPython")
 
 

@@ -129,6 +129,10 @@ class Referee:
                 if isinstance(value, type) and getattr(value, "__module__", None) == name:
                     self.classes[id(value)] = (value, dict(value.__dict__))
         self.sys_modules = dict(sys.modules)
+        # Keyword-only defaults live in a mutable dict (changing them in place is not audited).
+        self.kwdefaults = [(f, dict(f.__kwdefaults__)) for name, (m, snap) in self.mods.items()
+                           if name.split(".")[0] in ("dlcourse", "numpy") for f in snap.values()
+                           if type(f) is types.FunctionType and f.__kwdefaults__]
         self.hot = [(name, m, snap) for name, (m, snap) in self.mods.items() if name.split(".")[0] in _HOT_MODULES]
 
     def _untrusted_code(self, value, depth: int = 0) -> bool:
@@ -215,13 +219,39 @@ class Referee:
                     if restore:
                         sys.modules[name] = module
             self.check_shell()
+        for func, defaults in self.kwdefaults:
+            live = func.__kwdefaults__
+            if live != defaults:
+                self.findings.append(f"keyword defaults of {func.__module__}.{func.__qualname__} changed")
+                if restore:
+                    with self.internal():
+                        func.__kwdefaults__ = dict(defaults)
         if sys.gettrace() is not None or sys.getprofile() is not None:
             self.findings.append("a trace or profile function was set")
             with self.internal():
                 sys.settrace(None)
                 sys.setprofile(None)
-        if not gc.isenabled() and not self.test_running:
+        if self.test_running:
+            if gc.isenabled():
+                self.findings.append("the garbage collector was switched back on during a test")
+                gc.disable()
+            self.check_threads()
+        elif not gc.isenabled():
             gc.enable()
+
+    def check_threads(self) -> None:
+        """During a test no thread may run the student's code but the test's own."""
+        me = threading.get_ident()
+        with self.internal():
+            frames = sys._current_frames()
+            for ident, frame in frames.items():
+                if ident in (me, self.main_ident):
+                    continue
+                while frame is not None:
+                    if not self._trusted_file(frame.f_code.co_filename):
+                        self.findings.append("a thread running the student's code was alive during a test")
+                        return
+                    frame = frame.f_back
 
     def _check_classdict(self, cls: type, snap: dict, quiet: bool, restore: bool) -> None:
         live = cls.__dict__
@@ -404,9 +434,11 @@ class Referee:
                     record["error"] = ["SetupError", self.setup_error, []]
                 else:
                     seen = len(self.findings)
+                    self.check_threads()
                     self.bind_student_names()
                     passed, error, output, made = self.execute(self.tests[grade_id], f"<test {grade_id}>", grade_id)
                     self.check(full=True)
+                    self.check_threads()
                     tampered = self.findings[seen:]
                     if tampered and passed:
                         passed, error = False, ["Tampering", "the grading machinery was changed while the test ran: "

@@ -1,0 +1,236 @@
+"""The referee kernel, attacked directly: no trick in a student's cells earns a test's points.
+
+One sandboxed kernel of lesson 02 per test function group, started the way the grader
+starts it (tests/grader/kernel.py). Each trick runs as a student cell over a *wrong* answer
+(``conv_param_count`` returning 0, or the blank's NotImplementedError); the referee must
+still fail the test, and (for most) note the trick for review. A correct answer passes.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from grader import sandbox
+
+from tests.grader.kernel import SandboxedKernel
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.skipif(sandbox.isolation() is not None,
+                                                      reason=f"no sandbox here: {sandbox.isolation()}")]
+
+LESSON = "02_conv_pool_arithmetic"
+WRONG = "def conv_param_count(f, d_in, k):\n    return 0\n"
+RIGHT = "def conv_param_count(f, d_in, k):\n    return (f * f * d_in) * k + k\n"
+TEST = "test_conv_param_count"
+
+# Each trick: code run in a student cell before the test, with the wrong answer defined.
+TRICKS = {
+    "input transformer": "get_ipython().input_transformers_post.append(lambda lines: ['pass\\n'])",
+    "cleanup transformer": "get_ipython().input_transformers_cleanup.insert(0, lambda lines: ['pass\\n'])",
+    "AST transformer": textwrap.dedent("""\
+        import ast
+        class Nothing(ast.NodeTransformer):
+            def visit_Module(self, node):
+                return ast.Module(body=[ast.Pass()], type_ignores=[])
+        get_ipython().ast_transformers.append(Nothing())"""),
+    "run_cell replaced": "ip = get_ipython()\nip.run_cell = lambda *a, **k: ip.__class__.run_cell(ip, 'pass', **{k_: v for k_, v in k.items() if k_ != 'raw_cell'})",
+    "run_cell_async on the class": textwrap.dedent("""\
+        import IPython
+        _orig = IPython.core.interactiveshell.InteractiveShell.run_cell_async
+        async def fake(self, raw_cell, *a, **k):
+            return await _orig(self, 'pass', *a, **k)
+        IPython.core.interactiveshell.InteractiveShell.run_cell_async = fake"""),
+    "checks patched": "import dlcourse.checks\ndlcourse.checks.assert_equal = lambda *a, **k: None",
+    "checks internals patched": "import dlcourse.checks\ndlcourse.checks._fail = lambda *a, **k: None",
+    "checks numpy swapped": "import dlcourse.checks, types\ndlcourse.checks.np = types.SimpleNamespace(shape=lambda x: (), asarray=lambda x, **k: x)",
+    "keyword defaults": "import dlcourse.checks\ndlcourse.checks.assert_close.__kwdefaults__['rtol'] = 1e9",
+    "numpy.testing patched": "import numpy.testing\nnumpy.testing.assert_equal = lambda *a, **k: None",
+    "numpy patched": "import numpy\nnumpy.array_equal = lambda *a, **k: True\nnumpy.shape = lambda x: ()",
+    "builtins patched": "import builtins\nbuiltins.all = lambda iterable: True\nbuiltins.any = lambda iterable: True",
+    "sys.modules swapped": "import sys, types\nsys.modules['dlcourse.checks'] = types.SimpleNamespace(assert_equal=lambda *a, **k: None)",
+    "always-equal result": textwrap.dedent("""\
+        class Yes(int):
+            def __eq__(self, other): return True
+            def __ne__(self, other): return False
+        def conv_param_count(f, d_in, k):
+            return Yes(0)"""),
+    "always-equal object": textwrap.dedent("""\
+        class Yes:
+            def __eq__(self, other): return True
+            def __index__(self): return 448
+        def conv_param_count(f, d_in, k):
+            return Yes()"""),
+    "patch during the call": textwrap.dedent("""\
+        def conv_param_count(f, d_in, k):
+            import dlcourse.checks
+            dlcourse.checks._fail = lambda *a, **kw: None
+            return 0"""),
+    "trace function": "import sys\nsys.settrace(lambda *a: None)",
+    "profile function": "import sys\nsys.setprofile(lambda *a: None)",
+    "code of a check replaced": "import dlcourse.checks\ndlcourse.checks.assert_equal.__code__ = (lambda *a, **k: None).__code__",
+    "audit hook": "import sys\nsys.addaudithook(lambda event, args: None)",
+    "background patcher thread": textwrap.dedent("""\
+        import threading, time, dlcourse.checks
+        def patch():
+            while True:
+                dlcourse.checks._fail = lambda *a, **k: None
+                time.sleep(0.0005)
+        threading.Thread(target=patch, daemon=True).start()"""),
+    "signal handler": textwrap.dedent("""\
+        import signal, dlcourse.checks
+        signal.signal(signal.SIGALRM, lambda *a: setattr(dlcourse.checks, '_fail', lambda *b, **k: None))
+        signal.setitimer(signal.ITIMER_REAL, 0.001, 0.001)"""),
+    "forged record": textwrap.dedent("""\
+        import glob, json, os, re, sys
+        runtime = os.path.dirname(sys.argv[sys.argv.index('-f') + 1])
+        def forge(lines):
+            for nonce in re.findall(r"'([0-9a-f]{16,})'", ''.join(lines)):
+                for folder in glob.glob(runtime + '/referee*'):
+                    body = json.dumps({'nonce': nonce, 'passed': True, 'kind': 'test', 'grade_id': 'test_conv_param_count'})
+                    open(f'{folder}/{nonce}.json', 'w').write(json.dumps({'body': body, 'mac': '0' * 64}))
+            return ['pass\\n']
+        get_ipython().input_transformers_post.append(forge)"""),
+}
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    import os
+
+    os.environ["SECRET_GRADER_TOKEN"] = "hunter2"  # must never be visible inside
+    try:
+        k = SandboxedKernel(LESSON)
+    finally:
+        del os.environ["SECRET_GRADER_TOKEN"]
+    with k:
+        out, err = k.run("x = 1")
+        assert err is None, err
+        yield k
+
+
+def fresh():
+    return SandboxedKernel(LESSON)
+
+
+def test_a_correct_answer_passes_and_a_wrong_one_fails(kernel):
+    kernel.run(WRONG)
+    record = kernel.test(TEST)
+    assert record is not None and record["passed"] is False
+    assert "448" in record["error"][1], record
+    kernel.run(RIGHT)
+    record = kernel.test(TEST)
+    assert record["passed"] is True, record
+    assert record["findings"] == [], record["findings"]
+
+
+# Tricks that leave the kernel unable to run the referee's requests: each gets a kernel of its own.
+BREAKING = {"input transformer", "cleanup transformer", "AST transformer", "run_cell replaced",
+            "run_cell_async on the class", "forged record", "background patcher thread"}
+CLEANUP = {"signal handler": "import signal\nsignal.setitimer(signal.ITIMER_REAL, 0)"}
+SILENT = {"always-equal result", "always-equal object", "forged record"}  # stopped by the barrier, nothing to note
+
+
+def _attempt(k: SandboxedKernel, trick: str) -> None:
+    out, err = k.run(WRONG)
+    assert err is None
+    out, err = k.run(TRICKS[trick])
+    check = k.check("trick")
+    record = k.test(TEST)
+    assert record is None or record["passed"] is False, (trick, record)
+    seen = (check or {}).get("findings", []) + (record or {}).get("findings", [])
+    if trick not in SILENT:
+        assert seen or record is None or err is not None, f"{trick}: nothing was noted for review"
+    if trick in CLEANUP:
+        k.run(CLEANUP[trick])
+    if trick not in BREAKING:  # the machinery is whole again: a right answer passes in the same kernel
+        k.run(RIGHT)
+        again = k.test(TEST)
+        assert again is not None and again["passed"] is True, (trick, again)
+
+
+@pytest.mark.parametrize("trick", sorted(set(TRICKS) - BREAKING))
+def test_a_trick_never_passes_a_wrong_answer(kernel, trick):
+    _attempt(kernel, trick)
+
+
+@pytest.mark.parametrize("trick", sorted(BREAKING))
+def test_a_trick_on_the_kernel_itself_never_passes_a_wrong_answer(trick):
+    with fresh() as k:
+        _attempt(k, trick)
+
+
+def test_hidden_test_code_never_reaches_the_kernel_or_the_record(kernel):
+    kernel.run(WRONG)
+    out, _ = kernel.run("import sys, json; print([k for k in globals() if 'referee' in k.lower()])")
+    assert out.strip() == "[]"
+    record = kernel.test(TEST)
+    text = str(record)
+    assert "keras.layers.Conv2D(k, f)" not in text and "BEGIN HIDDEN" not in text
+
+
+def test_frames_gc_and_raw_memory_are_refused(kernel):
+    for code, expect in [("import sys; sys._getframe(0)", "ValueError"),
+                         ("import gc; gc.get_objects()", "Denied"),
+                         ("import gc; gc.get_referrers(1)", "Denied"),
+                         ("import ctypes; ctypes.string_at(id(1), 8)", "Denied"),
+                         ("import ctypes; ctypes.c_char.from_address(id(1))", "Denied"),
+                         ("open('/proc/self/mem', 'rb')", "Denied"),
+                         ("import sys; sys._current_frames()", "Denied"),
+                         ("try:\n    1/0\nexcept ZeroDivisionError as e:\n    e.__traceback__.tb_frame", "AttributeError"),
+                         ("def g():\n    yield 1\ng().gi_frame", "AttributeError"),
+                         ("import os; os.system('true')", "Denied"),
+                         ("import subprocess; subprocess.run(['true'])", "Denied"),
+                         ("compile('x = 1', __import__('numpy').__file__, 'exec')", "Denied")]:
+        _, err = kernel.run(code)
+        assert err is not None and err["ename"] == expect, (code, err)
+
+
+def test_the_sandbox_holds(kernel, tmp_path):
+    probe = textwrap.dedent(f"""\
+        import os, socket, pathlib
+        report = {{}}
+        report['uid'] = os.getuid()
+        report['caps'] = [l for l in open('/proc/self/status') if l.startswith('CapEff')][0].split()[1]
+        for name, path in [('venv', {str(sandbox.ROOT / '.venv' / 'evil.pth')!r}), ('dlcourse', {str(sandbox.ROOT / 'dlcourse' / 'evil.py')!r}),
+                           ('outside', {str(tmp_path / 'outside.txt')!r}), ('readme', {str(sandbox.ROOT / 'README.md')!r})]:
+            try:
+                open(path, 'a').write('x'); report[name] = 'WROTE'
+            except OSError as exc:
+                report[name] = type(exc).__name__
+        for name, path in [('solutions', {str(sandbox.ROOT / 'solutions')!r}), ('grader', {str(sandbox.ROOT / 'grader' / 'job.py')!r})]:
+            report[name] = os.path.exists(path)
+        report['environ1'] = open('/proc/1/environ', 'rb').read().decode(errors='replace')
+        try:
+            socket.create_connection(('1.1.1.1', 80), timeout=2); report['net'] = 'CONNECTED'
+        except OSError as exc:
+            report['net'] = type(exc).__name__
+        print(report)""")
+    out, err = kernel.run(probe)
+    assert err is None, err
+    report = eval(out)
+    assert report["uid"] == 65534 and report["caps"] == "0000000000000000"
+    assert report["venv"] != "WROTE" and report["dlcourse"] != "WROTE" and report["readme"] != "WROTE"
+    assert report["outside"] != "WROTE" and not (tmp_path / "outside.txt").exists()
+    assert report["solutions"] is False and report["grader"] is False
+    assert "SECRET_GRADER_TOKEN" not in report["environ1"] and "DLCOURSE" not in report["environ1"]
+    assert report["net"] != "CONNECTED"
+
+
+def test_files_and_tmp_share_one_capped_tmpfs():
+    limits = sandbox.Limits(files=64 * 2**20, file_size=1 * 2**30)
+    with SandboxedKernel(LESSON, limits=limits) as k:
+        out, err = k.run(textwrap.dedent("""\
+            import os, errno
+            written = 0
+            try:
+                for i in range(200):
+                    for where in ('.', '/tmp'):
+                        with open(f'{where}/hog{i}', 'wb') as f:
+                            f.write(b'x' * 2**20)
+                        written += 1
+            except OSError as exc:
+                print('stopped', errno.errorcode[exc.errno], written)"""))
+        assert err is None, err
+        assert "stopped ENOSPC" in out
+        assert int(out.split()[-1]) <= 64
