@@ -55,7 +55,19 @@ def prepare(assignment: str, work: Path) -> tuple[Path, dict[str, dict[str, floa
         ordered[path.name] = {g: ids[g] for g in sorted(ids, key=lambda g: order.index(g) if g in order else len(order))}
     plans.write_plans(master / "source" / assignment, master / "plans.json")
     sandbox.kernelspec(master / "share")
+    grading_data(master / "data")
     return master, ordered
+
+
+def grading_data(dest: Path) -> None:
+    """The copy of ``data/`` the sandbox sees: every file as shipped, but MNIST's test split withheld."""
+    from dlcourse import data
+
+    dest.mkdir()
+    for path in sorted(data.DATA_DIR.iterdir()):
+        if path.is_file() and path.name != "mnist.npz":
+            shutil.copyfile(path, dest / path.name)
+    data.withheld_copy(data.mnist_path(), dest / "mnist.npz")
 
 
 def _limits(config, overrides: dict) -> sandbox.Limits:
@@ -123,8 +135,11 @@ def autograde(assignment: str, submissions: Path, out: Path, jobs: int, timeout:
         for line in skipped:
             progress(f"skipped {line}")
         master, max_scores = prepare(assignment, work)
+        from dlcourse import data
+
         settings = Settings(assignment, max_scores, master, timeout, wall_clock, limits, reason is None, work / "j",
-                            lesson_files=list(config.CourseGrader.get("lesson_files", {}).get(assignment, [])))
+                            lesson_files=list(config.CourseGrader.get("lesson_files", {}).get(assignment, [])),
+                            mounts={str(data.DATA_DIR): master / "data"}, withheld={"mnist.npz": data.mnist_path()})
         settings.work.mkdir()
         publisher = Publisher(out, settings)
         max_score = f"{settings.max_score:g}"
@@ -147,10 +162,11 @@ def autograde(assignment: str, submissions: Path, out: Path, jobs: int, timeout:
                          + (f"  ~{left / 60:.0f} min left" if i < len(subs) and left > 90 else ""))
         publisher.finish(results)
         unchanged = write_manifest(out / "submissions.csv", subs, archive, archive_digest)
-        graded = [r for r in results if r.graded and not r.problems]
-        review = [r for r in results if r.review]
+        graded = sum(r.graded for r in results)
+        troubled = sum(bool(r.problems) or not r.graded for r in results)
+        review = sum(bool(r.review) for r in results)
         mean = sum(r.score for r in results) / len(results)
-        progress(f"done: {len(graded)} graded, {len(results) - len(graded)} with problems, {len(review)} to review; "
+        progress(f"done: {graded} graded, {troubled} with problems, {review} to review; "
                  f"mean score {mean:.2f}; submissions unchanged: {'yes' if unchanged else 'NO'}; results in {out}")
         return results
     finally:

@@ -49,6 +49,7 @@ class Settings:
     work: Path  # where jobs make their scratch folders
     lesson_files: list[str] = field(default_factory=list)  # files a lesson's notebooks read (e.g. its model)
     mounts: dict[str, Path] = field(default_factory=dict)  # sandbox path -> host path, read-only
+    withheld: dict[str, Path] = field(default_factory=dict)  # data file name -> the real file, for the referee only
 
     @property
     def grade_ids(self) -> list[str]:
@@ -81,12 +82,8 @@ class Result:
 
     @property
     def status(self) -> str:
-        """``graded``, ``graded; <notes>``, ``<problems>``; any review notes follow as ``review: ...``."""
-        parts = list(self.problems)
-        if self.graded and not self.problems:
-            parts = ["graded", *self.notes]
-        else:
-            parts += self.notes
+        """``graded``, ``graded; <what happened>`` or ``<why it was not graded>``; review notes last."""
+        parts = (["graded"] if self.graded else []) + self.problems + self.notes
         if self.review:
             parts.append("review: " + ", ".join(dict.fromkeys(self.review)))
         return "; ".join(dict.fromkeys(parts)) or "not graded"
@@ -150,7 +147,7 @@ def _stage(sub: Submission, settings: Settings, chosen: dict, job: Path, result:
         if source is not None and source.is_file() and not source.is_symlink():
             shutil.copyfile(source, lesson_files / name)
             files[name] = lesson_files / name
-    result_env = sandbox.settings(settings.limits, runtime, settings.isolate, files, settings.mounts)
+    result_env = sandbox.settings(settings.limits, runtime, settings.isolate, files, settings.mounts, settings.withheld)
     (job / "sandbox.json").write_text(json.dumps(result_env))
     (course_dir / "nbgrader_config.py").write_text(_config(settings, course_dir, runtime, job))
     return course_dir, runtime
@@ -221,8 +218,7 @@ def _run(sub: Submission, settings: Settings, course_dir: Path, runtime: Path, j
             result.review.append(f"{what} (cell {where})")
         for gid, test in nb["tests"].items():
             if test.get("not_reached"):
-                result.problems.append(f"{gid} not reached (time limit)" if "time" in json.dumps(test) or
-                                       any("time limit" in p for p in nb["problems"]) else f"{gid} not reached")
+                result.problems.append(f"{gid} {test['not_reached']}")
     if result.graded:
         remaining = deadline - time.monotonic()
         _nbgrader(["generate_feedback", settings.assignment, "--student", sub.student_id, "--force"], course_dir, env,
@@ -233,7 +229,8 @@ def _run(sub: Submission, settings: Settings, course_dir: Path, runtime: Path, j
                 result.feedback[html.name] = html.read_bytes()
     elif rc not in (0, None) and not result.problems:
         result.problems.append("nbgrader could not grade it (see the log)")
-    result.log = _tail(log_path)
+    kernel_log = runtime / "kernel.log"
+    result.log = _tail(log_path) + ("\n--- kernel ---\n" + _tail(kernel_log) if kernel_log.is_file() else "")
 
 
 def expected_notebooks(settings: Settings, course_dir: Path, sub: Submission) -> list[str]:

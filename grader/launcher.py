@@ -117,6 +117,8 @@ def _kernel_env(home: str, tmp: str, settings: dict) -> dict:
            "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{home}/matplotlib", "TF_CPP_MIN_LOG_LEVEL": "3",
            "PYTHONNOUSERSITE": "1", "LANG": "C.UTF-8", "KERAS_BACKEND": "tensorflow", "CUDA_VISIBLE_DEVICES": ""}
     env.update({k: os.environ[k] for k in ("NBGRADER_EXECUTION", "NBGRADER_VALIDATING") if k in os.environ})
+    if settings.get("withheld") and settings.get("isolate", True):
+        env["DLCOURSE_GRADING_DATA"] = "1"  # dlcourse.data: the test split is the grader's alone
     return env
 
 
@@ -165,11 +167,24 @@ def main(argv: list) -> int:
     plan["workdir"] = f"{SANDBOX_HOME}/work" if isolate else os.path.join(runtime, "work")
     plan["root"] = settings["root"]
     plan["trusted"] = settings["trusted"]
+    plan["withheld"] = {}
+    for name, path in settings.get("withheld", {}).items():  # real data for the referee's eyes only
+        with open(path, "rb") as f:
+            fd = os.memfd_create(f"dlcourse-{name}", 0)
+            os.write(fd, f.read())
+            os.lseek(fd, 0, os.SEEK_SET)
+        plan["withheld"][name] = fd
     plan_fd = os.memfd_create("dlcourse-plan", 0)
     os.write(plan_fd, json.dumps(plan).encode())
     os.lseek(plan_fd, 0, os.SEEK_SET)
     del plan
     _apply_limits(settings["limits"])
+    # The kernel's own stdout/stderr (C libraries, bubblewrap) go to a file the runtime watchdog caps, not to the
+    # grader's log: printed output reaches the notebook through the kernel's messages, which the grader caps.
+    log = os.open(os.path.join(runtime, "kernel.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
     kernel = [settings["python"], "-I", settings["referee"], "--plan-fd", str(plan_fd), "-f", connection, *argv[1:]]
     if isolate:
         command = bwrap_args(settings, plan_fd) + ["--"] + kernel

@@ -115,7 +115,7 @@ class RefereedExecute(Execute):
         if self.stopped:
             if is_test_cell(cell):
                 cell.outputs = [_error("NotReached", self.stopped)]
-                self.report["tests"][_nbgrader(cell)["grade_id"]] = {"passed": False, "not_reached": True}
+                self.report["tests"][_nbgrader(cell)["grade_id"]] = {"passed": False, "not_reached": self.stopped}
             else:
                 cell.outputs = []
             return cell, resources
@@ -170,8 +170,9 @@ class RefereedExecute(Execute):
                 outputs.append(_error(str(ename), str(evalue), [str(x) for x in lines]))
                 if ename == "KeyboardInterrupt" or timed_out:
                     self.report["problems"].append(f"timeout in cell {grade_id}")
+            reached = "not reached (time limit): an earlier test did not stop" if record.get("not_reached") else False
             self.report["tests"][grade_id] = {"passed": bool(record.get("passed")), "seconds": record.get("seconds"),
-                                              "not_reached": bool(record.get("not_reached"))}
+                                              "not_reached": reached}
         cell.outputs = outputs
 
     def _check_after(self, label: str) -> None:
@@ -199,12 +200,7 @@ class RefereedExecute(Execute):
             return
         self.stopped = "not reached (time limit): the kernel did not stop after an interrupt"
         self.report["problems"].append(f"cell {self.current} did not stop when interrupted; the kernel was stopped")
-        pid = self._kernel_pid()
-        if pid:
-            try:
-                os.kill(pid, 9)
-            except OSError:
-                pass
+        self._kill_kernel()
 
     def _kernel_lost(self, cell, exc: Exception) -> None:
         pid = self._kernel_pid()
@@ -318,29 +314,34 @@ class RefereedExecute(Execute):
         return getattr(provisioner, "pid", None) or getattr(getattr(provisioner, "process", None), "pid", None)
 
     def _watch_runtime(self) -> None:
-        """Stop the kernel if it fills the runtime folder (the one place it can write on the host's disk)."""
+        """Stop the kernel if it fills the runtime folder (the one place it can write on the host's disk).
+
+        The kernel's own stderr (kernel.log) is cut back instead: C libraries may be chatty.
+        """
         runtime = Path(self.runtime_dir)
+        kernel_log = runtime / "kernel.log"
         while not self._watch.wait(0.25):
             total, entries = 0, 0
             for folder, dirs, files in os.walk(runtime, followlinks=False):
                 for name in files + dirs:
                     entries += 1
+                    path = os.path.join(folder, name)
                     try:
-                        total += os.lstat(os.path.join(folder, name)).st_size
+                        size = os.lstat(path).st_size
                     except OSError:
-                        pass
+                        continue
+                    if path == str(kernel_log):
+                        if size > self.runtime_bytes // 4:
+                            try:
+                                os.truncate(path, 0)
+                            except OSError:
+                                pass
+                        continue
+                    total += size
             if total > self.runtime_bytes or entries > 5000:
-                self.runtime_overflow = (f"wrote more than {self.runtime_bytes >> 20} MiB (or {entries} files) into the "
+                self.runtime_overflow = (f"wrote more than {self.runtime_bytes >> 20} MiB (or 5000 files) into the "
                                          f"grader's runtime folder in cell {getattr(self, 'current', '?')}")
-                pid = self._kernel_pid()
-                if pid:
-                    try:
-                        os.killpg(pid, 9)
-                    except OSError:
-                        try:
-                            os.kill(pid, 9)
-                        except OSError:
-                            pass
+                self._kill_kernel()
                 for folder, dirs, files in os.walk(runtime, topdown=False, followlinks=False):
                     for name in files:
                         if not name.endswith(".json") and not name.startswith("kernel"):
@@ -349,6 +350,14 @@ class RefereedExecute(Execute):
                             except OSError:
                                 pass
                 return
+
+    def _kill_kernel(self) -> None:
+        pid = self._kernel_pid()
+        if pid:
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
 
     @staticmethod
     def _label(cell, index: int) -> str:

@@ -92,6 +92,7 @@ class Referee:
         self.tests: dict[str, str] = plan["tests"]
         self.setup: list[str] = plan["setup"]
         self.student_names: list[str] = plan["student_names"]
+        self.withheld = {name: _read_fd(fd) for name, fd in plan.get("withheld", {}).items()}
         self.workdir: str = plan.get("workdir") or os.getcwd()
         self.trusted = tuple(os.path.realpath(p) + os.sep for p in plan["trusted"])
         self.own_file = os.path.realpath(__file__)
@@ -471,13 +472,23 @@ class Referee:
             pass
 
     def make_namespace(self) -> dict:
-        """Run the setup cells in the referee's own namespace (once, before the first test)."""
+        """Run the setup cells in the referee's own namespace (once, before the first test).
+
+        Only here does ``dlcourse.data`` read the real data files the sandbox withholds.
+        """
         ns = {"__name__": "__referee__", "__builtins__": self.builtins_copy}
-        for i, source in enumerate(self.setup):
-            passed, error, _, _ = self.execute(source, f"<setup {i + 1}>", None, ns=ns)
-            if not passed:
-                self.setup_error = f"the setup cell failed: {error[0]}: {error[1]}"
-                break
+        data = sys.modules.get("dlcourse.data")
+        if data is not None and self.withheld:
+            data._originals = self.withheld
+        try:
+            for i, source in enumerate(self.setup):
+                passed, error, _, _ = self.execute(source, f"<setup {i + 1}>", None, ns=ns)
+                if not passed:
+                    self.setup_error = f"the setup cell failed: {error[0]}: {error[1]}"
+                    break
+        finally:
+            if data is not None:
+                data._originals = None
         self.freeze_arrays(ns)
         return ns
 
@@ -853,6 +864,11 @@ def _all_layers(model):
 
 
 # -- start-up --------------------------------------------------------------------------------
+def _read_fd(fd: int) -> bytes:
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
+
+
 def _read_plan(fd: int) -> dict:
     with os.fdopen(fd, "rb") as f:
         return json.loads(f.read().decode("utf-8"))

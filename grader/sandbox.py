@@ -109,13 +109,18 @@ def trusted_paths() -> list[str]:
 
 
 def settings(limits: Limits, runtime: Path, isolate: bool, files: dict[str, Path] | None = None,
-             mounts: dict[str, Path] | None = None) -> dict[str, str]:
-    """Environment entries that tell the launcher its limits, folders and files."""
+             mounts: dict[str, Path] | None = None, withheld: dict[str, Path] | None = None) -> dict[str, str]:
+    """Environment entries that tell the launcher its limits, folders and files.
+
+    ``mounts`` replace folders inside the sandbox (the grading copy of ``data/``); ``withheld``
+    names the real files the referee alone receives (through memory files, not the file system).
+    """
     value = {
         "limits": asdict(limits), "runtime": str(runtime), "isolate": isolate, "python": sys.executable,
         "root": str(ROOT), "referee": str(REFEREE), "readable": readable_paths(), "trusted": trusted_paths(),
         "files": {name: str(path) for name, path in (files or {}).items()},
         "mounts": {target: str(source) for target, source in (mounts or {}).items()},
+        "withheld": {name: str(path) for name, path in (withheld or {}).items()},
     }
     return {SETTINGS_ENV: json.dumps(value)}
 

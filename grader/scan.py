@@ -40,6 +40,12 @@ def findings_in(source: str, label: str) -> list[str]:
     if tree is None:
         return []
     found: dict[str, None] = {}
+    guarded = set(GUARDED_MODULES)
+    for node in ast.walk(tree):  # aliases of guarded modules (import builtins as b)
+        if isinstance(node, ast.Import):
+            guarded |= {a.asname for a in node.names if a.asname and a.name.split(".")[0] in GUARDED_MODULES}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in GUARDED_MODULES:
+            guarded |= {a.asname or a.name for a in node.names}
 
     def note(what: str) -> None:
         found.setdefault(f"{what} (cell {label})")
@@ -59,10 +65,10 @@ def findings_in(source: str, label: str) -> list[str]:
             targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
             for target in targets:
                 root = _root_name(target)
-                if isinstance(target, (ast.Attribute, ast.Subscript)) and root in GUARDED_MODULES:
+                if isinstance(target, (ast.Attribute, ast.Subscript)) and root in guarded:
                     note(f"changes {_dotted(target)}")
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("setattr", "delattr"):
-            if node.args and _root_name(node.args[0]) in GUARDED_MODULES:
+            if node.args and _root_name(node.args[0]) in guarded:
                 note(f"changes an attribute of {_dotted(node.args[0])} with {node.func.id}()")
         elif isinstance(node, ast.Call) and _dotted(node.func).endswith(("events.register", "events.unregister")):
             note("registers an IPython event callback")
@@ -89,6 +95,9 @@ def _parse(source: str) -> ast.AST | None:
 
 def _root_name(node: ast.AST) -> str | None:
     while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("__import__", "import_module") \
+                and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+            return node.args[0].value.split(".")[0]
         node = node.value if not isinstance(node, ast.Call) else node.func
     return node.id if isinstance(node, ast.Name) else None
 

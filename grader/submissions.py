@@ -78,7 +78,10 @@ def safe_extract(archive: Path, dest: Path) -> None:
             total += info.file_size
             clean = "/".join(parts)
             for i in range(1, len(parts)):
-                kinds.setdefault("/".join(parts[:i]), ("dir", name))
+                parent = "/".join(parts[:i])
+                if kinds.setdefault(parent, ("dir", name))[0] != "dir":
+                    raise GradingError(f"{archive}: entry {name!r} needs {parent!r} to be a folder, but it is a file "
+                                       f"({kinds[parent][1]!r}); nothing was extracted")
             kind = "dir" if info.is_dir() else "file"
             if kinds.get(clean, (kind, name))[0] != kind:
                 raise GradingError(f"{archive}: entry {name!r} is a file and a folder at once "

@@ -38,7 +38,10 @@ class SandboxedKernel:
                                          "results": str(self.results)}))
         self.limits = limits or sandbox.Limits()
         env = dict(os.environ)
-        env.update(sandbox.settings(self.limits, self.runtime, isolate, files))
+        from dlcourse import data
+
+        env.update(sandbox.settings(self.limits, self.runtime, isolate, files, {str(data.DATA_DIR): master / "data"},
+                                    {"mnist.npz": data.mnist_path()}))
         env.update({sandbox.PLAN_ENV: str(plan_path), "JUPYTER_PATH": str(master / "share"),
                     "JUPYTER_RUNTIME_DIR": str(self.runtime)})
         from jupyter_client.kernelspec import KernelSpecManager

@@ -217,6 +217,18 @@ def test_the_sandbox_holds(kernel, tmp_path):
     assert report["net"] != "CONNECTED"
 
 
+def test_the_test_digits_are_withheld_from_student_code(kernel):
+    out, err = kernel.run(textwrap.dedent("""\
+        import numpy as np, dlcourse as dlc
+        (x_train, y_train), (x_test, y_test) = dlc.data.load_mnist()
+        raw = np.load(str(dlc.data.mnist_path()))
+        print(np.array_equal(x_test, x_train[-10000:]), np.array_equal(raw['x_test'], raw['x_train'][-10000:]))"""))
+    assert err is None, err
+    assert "x_test holds 10,000 training digits" in out and out.split()[-2:] == ["True", "True"]
+    record = kernel.test("test_conv_output_size")  # the referee's own setup reads the real file
+    assert record is not None and "setup cell failed" not in str(record.get("error"))
+
+
 def test_files_and_tmp_share_one_capped_tmpfs():
     limits = sandbox.Limits(files=64 * 2**20, file_size=1 * 2**30)
     with SandboxedKernel(LESSON, limits=limits) as k:

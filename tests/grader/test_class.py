@@ -1,0 +1,393 @@
+"""``python -m grader autograde`` on a class built from lesson 02: honest, hostile and cheating work.
+
+Each submission is a real lesson-02 notebook: the solution, the blank lesson, or one of them
+altered as a student or an attacker might. One grading run at --jobs 2 covers them all; every
+row's exact score and status is asserted, the originals must be byte-identical afterwards, the
+host must be untouched, and a run at --jobs 1 must agree. Most hostile and cheating notebooks
+are "lean" (the demo cells removed, as a student may do) so that they grade quickly.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import hashlib
+import json
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from grader import autograde, course, sandbox
+from grader.submissions import safe_id
+
+from tests.grader.test_referee import TRICKS
+
+pytestmark = [pytest.mark.notebooks, pytest.mark.sandbox]
+
+LESSON = "02_conv_pool_arithmetic"
+NB = f"{LESSON}.ipynb"
+POINTS = {"test_conv_output_size": 2, "test_conv_param_count": 1, "test_conv2d": 4, "test_pool_output_size": 1,
+          "test_pool2d": 3, "test_receptive_field": 2, "test_layer_table": 3}
+FULL = sum(POINTS.values())
+LOSE_TABLE = FULL - POINTS["test_layer_table"]
+TIMEOUT = 25  # seconds per cell: the lesson's slowest cell takes a few
+LIMITS = sandbox.Limits(files=256 * 2**20, runtime_bytes=32 * 2**20)
+# One form of each kind of trick through the whole grader (all forms: tests/grader/test_referee.py).
+CLASS_TRICKS = ["input transformer", "AST transformer", "run_cell replaced", "checks patched", "keyword defaults",
+                "numpy.testing patched", "builtins patched", "trace function", "background patcher thread",
+                "forged record", "signal handler"]
+
+needs_isolation = pytest.mark.skipif(sandbox.isolation() is not None, reason=f"no sandbox here: {sandbox.isolation()}")
+
+
+def _load(folder: Path) -> dict:
+    nb = json.loads((folder / LESSON / NB).read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        cell["source"] = "".join(cell["source"])
+    return nb
+
+
+def _cell(nb: dict, grade_id: str) -> dict:
+    return next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def _lean(nb: dict) -> dict:
+    """Without the demo cells (a student may delete them): the first code cell and the graded ones stay."""
+    nb = copy.deepcopy(nb)
+    first = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    nb["cells"] = [c for c in nb["cells"] if c is first or c["metadata"].get("nbgrader")]
+    return nb
+
+
+def _code_cell(code: str, cid: str) -> dict:
+    return {"cell_type": "code", "execution_count": None, "id": cid, "metadata": {}, "outputs": [], "source": code}
+
+
+def _with_cell_after_setup(nb: dict, code: str) -> dict:
+    nb = copy.deepcopy(nb)
+    cells = nb["cells"]
+    first = next(i for i, c in enumerate(cells) if c["cell_type"] == "code")
+    cells.insert(first + 1, _code_cell(code, "trick"))
+    return nb
+
+
+class Class:
+    """Builds the submissions folder: one entry per case, with what grading must give."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.submissions = root / "submissions"
+        self.expected: dict[str, tuple[float, str]] = {}  # submitted name -> (score, status substring)
+        self.solution = _load(course.SOLUTIONS)
+        self.blank = _load(course.LESSONS)
+
+    def add(self, student: str, nb: dict | bytes, score: float, status: str = "graded", name: str = NB, extra=None):
+        folder = self.submissions / student / LESSON
+        folder.mkdir(parents=True)
+        data = nb if isinstance(nb, bytes) else json.dumps(nb, indent=1).encode()
+        (folder / name).write_bytes(data)
+        for fname, content in (extra or {}).items():
+            (folder / fname).parent.mkdir(parents=True, exist_ok=True)
+            (folder / fname).write_bytes(content)
+        self.expected[student] = (score, status)
+
+    def damaged(self, code: str, lean: bool = True) -> dict:
+        """The solution with ``code`` run first in the last exercise's cell (only its test depends on it)."""
+        nb = copy.deepcopy(_lean(self.solution) if lean else self.solution)
+        cell = _cell(nb, "layer_table")
+        cell["source"] = code + "\n" + cell["source"]
+        return nb
+
+
+@pytest.fixture(scope="module")
+def klass(tmp_path_factory):
+    root = tmp_path_factory.mktemp("class")
+    k = Class(root)
+    s, b = k.solution, k.blank
+    # Honest work.
+    k.add("correct", s, FULL)
+    k.add("blank", b, 0)
+    partial = copy.deepcopy(_lean(b))
+    for gid in ("conv_output_size", "conv_param_count"):
+        _cell(partial, gid)["source"] = _cell(s, gid)["source"]
+    k.add("partial", partial, 3)
+    k.add("renamed", _lean(s), FULL, "my_work.ipynb graded as " + NB, name="my_work.ipynb")
+    dup = copy.deepcopy(_lean(b))
+    twin = copy.deepcopy(_cell(s, "conv_output_size"))
+    twin["id"] = "twin"
+    dup["cells"].insert(dup["cells"].index(_cell(dup, "conv_output_size")) + 1, twin)  # a second, solved copy
+    k.add("duplicate_cell", dup, POINTS["test_conv_output_size"], "duplicate cell conv_output_size run as a plain cell")
+    retyped = copy.deepcopy(_lean(s))
+    test = _cell(retyped, "test_pool2d")
+    test.update(cell_type="markdown")
+    test.pop("outputs", None)
+    test.pop("execution_count", None)
+    k.add("changed_type", retyped, FULL)
+    deleted = copy.deepcopy(_lean(s))
+    deleted["cells"].remove(_cell(deleted, "test_conv2d"))
+    k.add("deleted_test", deleted, FULL - POINTS["test_conv2d"], "deleted test cell test_conv2d (0 points)")
+    edited = copy.deepcopy(_lean(b))
+    _cell(edited, "test_conv_output_size")["source"] = "print('all good')"
+    k.add("edited_test", edited, 0)  # the test is restored, and fails on the blank answer
+    k.add("ünï cödé", _lean(s), FULL)
+    k.add("bob!", _lean(b), 0)
+    k.add("bob-2", _lean(s), FULL)  # must not be confused with bob!
+    k.add("=cmd|' calc'!A0", _lean(s), FULL)
+    k.add("malformed", b'{"cells": [', 0, "not a notebook: invalid JSON")
+    k.add("empty", b"", 0, "not a notebook: the file is empty")
+    k.add("not_utf8", b"\xff\xfe\x00{\x00", 0, "not a notebook: not UTF-8")
+    # Hostile work: limits.
+    k.add("infinite_loop", k.damaged("while True:\n    pass"), LOSE_TABLE, "timeout in cell layer_table")
+    k.add("stuck_in_c", k.damaged("import re\nre.match(r'(a+)+$', 'a' * 64 + 'b')"), LOSE_TABLE,
+          "test_layer_table not reached")
+    k.add("memory_hog", k.damaged("hog = bytearray(64 * 2**30)"), LOSE_TABLE, "out of memory in cell layer_table")
+    k.add("fork_bomb", k.damaged(
+        "import os, time\nchildren = 0\ntry:\n    for _ in range(2000):\n        if os.fork() == 0:\n            time.sleep(120)\n"
+        "            os._exit(0)\n        children += 1\nexcept OSError as exc:\n    print('fork ' + f'refused after {children} processes')\n"
+        "assert children < 2000, 'no process limit'"), FULL, "review:")
+    k.add("crash", k.damaged("import os\nos._exit(1)"), LOSE_TABLE, "kernel died in cell layer_table")
+    k.add("segfault", k.damaged("import faulthandler\nfaulthandler._sigsegv()"), LOSE_TABLE, "kernel died in cell layer_table")
+    k.add("disk_hog", k.damaged("for i in range(1000):\n    open(f'hog{i}', 'wb').write(b'x' * 2**20)"), LOSE_TABLE,
+          "file limit reached in cell layer_table")
+    k.add("tmp_hog", k.damaged("for i in range(1000):\n    open(f'/tmp/hog{i}', 'wb').write(b'x' * 2**20)"), LOSE_TABLE,
+          "file limit reached in cell layer_table")
+    k.add("runtime_flood", k.damaged(
+        "import os, sys\nrun = os.path.dirname(sys.argv[sys.argv.index('-f') + 1])\n"
+        "for i in range(1000):\n    open(f'{run}/flood{i}', 'wb').write(b'x' * 2**20)"), LOSE_TABLE,
+          "into the grader's runtime folder")
+    k.add("output_flood", k.damaged("for _ in range(300000):\n    print('spam ' * 20)"), FULL, "output over the limit")
+    k.add("display_flood", k.damaged("from IPython.display import display\nfor _ in range(200):\n"
+                                     "    display({'text/plain': 'x' * 2**20}, raw=True)"), FULL, "output over the limit")
+    k.add("stderr_flood", k.damaged("import os\nfor _ in range(300):\n    os.write(2, b'x' * 2**20)"), FULL, "graded")
+    k.add("sys_exit", k.damaged("import sys\nsys.exit(3)"), LOSE_TABLE)
+    k.outside = root / "outside.txt"
+    k.own_copy = k.submissions / "write_outside" / LESSON / NB
+    k.add("write_outside", k.damaged(
+        f"for _p in [{str(k.outside)!r}, {str(k.own_copy)!r}, {str(course.ROOT / 'README.md')!r}]:\n"
+        "    try:\n        open(_p, 'a').write('tampered')\n        print('wr' + 'ote', _p)\n"
+        "    except OSError as exc:\n        print('can' + 'not write', _p, type(exc).__name__)"), FULL)
+    k.add("leave_links", k.damaged(
+        "import os, sys\nrun = os.path.dirname(sys.argv[sys.argv.index('-f') + 1])\n"
+        "for name in ('x.html', '02_conv_pool_arithmetic.ipynb', 'kernel.log.1'):\n"
+        "    for where in ('.', run):\n        try:\n            os.symlink('/etc/passwd', os.path.join(where, name))\n"
+        "        except OSError:\n            pass"), FULL)
+    k.server = socket.socket()
+    k.server.bind(("127.0.0.1", 0))
+    k.server.listen()
+    k.server.settimeout(0.2)
+    port = k.server.getsockname()[1]
+    k.add("network", k.damaged(
+        f"import socket\nfor _addr in [('127.0.0.1', {port}), ('1.1.1.1', 80)]:\n    try:\n"
+        "        socket.create_connection(_addr, timeout=3)\n        print('re' + 'ached', _addr)\n"
+        "    except OSError as exc:\n        print('no ' + 'network', _addr, type(exc).__name__)"), FULL)
+    steal = (f"import json, pathlib\nfor _p in {[str(course.SOLUTIONS / LESSON / NB), str(k.submissions / 'correct' / LESSON / NB)]!r}:\n"
+             "    try:\n        _nb = json.loads(pathlib.Path(_p).read_text())\n"
+             "        exec('\\n'.join(''.join(c['source']) for c in _nb['cells'] if 'def ' in ''.join(c['source'])"
+             " and c['cell_type'] == 'code'))\n        print('stole' + 'n from', _p)\n        break\n"
+             "    except OSError as exc:\n        print('can' + 'not read', _p, type(exc).__name__)")
+    k.add("read_solutions", _with_cell_after_setup(_lean(b), steal), 0)
+    k.marker = root / "host_marker.txt"
+    payload = f"open({str(k.marker)!r}, 'w').write('ran on the host')\n".encode()
+    k.add("shadow_launcher", _lean(b), 0, extra={"grader/__init__.py": payload, "grader/launcher.py": payload,
+                                                  "grader/sandbox.py": payload, "ipykernel_launcher.py": payload,
+                                                  "sitecustomize.py": payload, "nbgrader/__init__.py": payload})
+    k.add("script_in_feedback", _with_cell_after_setup(_lean(s), "from IPython.display import HTML, Javascript, display\n"
+                                                       "display(HTML('<script>alert(\"pwned-by-html\")</script>'))\n"
+                                                       "display(Javascript('alert(\"pwned-by-js\")'))"), FULL)
+    # Cheating: the blank lesson and one trick earn what the blank earns, and are flagged.
+    for trick in CLASS_TRICKS:
+        k.add(f"cheat {trick}", _with_cell_after_setup(_lean(b), TRICKS[trick]), 0, "review:")
+    k.before = {p: p.read_bytes() for p in k.submissions.rglob("*") if p.is_file()}
+    (k.submissions / "linked").symlink_to(course.SOLUTIONS)  # a student folder that is a link: refused
+    k.expected["linked"] = (0, "refused: a symbolic link")
+    (k.submissions / ".hidden" / LESSON).mkdir(parents=True)
+    (k.submissions / ".hidden" / LESSON / NB).write_text(json.dumps(s))
+    k.expected[".hidden"] = (0, "refused: a hidden folder name")
+    return k
+
+
+@pytest.fixture(scope="module")
+def graded(klass):
+    out = klass.root / "out"
+    os.environ["SECRET_GRADER_TOKEN"] = "hunter2"
+    try:
+        results = autograde.autograde(LESSON, klass.submissions, out, jobs=2, timeout=TIMEOUT, wall_clock=240,
+                                      limits=LIMITS, progress=print)
+    finally:
+        del os.environ["SECRET_GRADER_TOKEN"]
+    with open(out / "grades.csv", encoding="utf-8") as f:
+        rows = {r["name"].lstrip("'"): r for r in csv.DictReader(f)}
+    return out, rows, results
+
+
+@needs_isolation
+def test_every_submission_gets_its_exact_score_and_status(klass, graded):
+    _, rows, _ = graded
+    assert set(rows) == set(klass.expected), set(rows) ^ set(klass.expected)
+    wrong = []
+    for student, (score, status) in klass.expected.items():
+        row = rows[student]
+        if float(row["score"]) != score or status not in row["status"]:
+            wrong.append((student, row["score"], row["status"], score, status))
+    assert not wrong, "\n".join(map(str, wrong))
+    for row in rows.values():
+        assert row["max_score"] == str(FULL) and row["assignment"] == LESSON
+        assert sum(float(row[g]) for g in POINTS) == float(row["score"])
+    honest = ("correct", "blank", "partial", "renamed", "duplicate_cell", "changed_type", "bob-2", "ünï cödé")
+    assert all("review" not in rows[s]["status"] for s in honest), [rows[s]["status"] for s in honest]
+
+
+@needs_isolation
+def test_ids_are_unique_and_names_kept(graded):
+    _, rows, _ = graded
+    ids = [r["student_id"] for r in rows.values()]
+    assert len(set(ids)) == len(ids)
+    assert rows["bob-2"]["student_id"] == "bob-2" and rows["bob!"]["student_id"] == safe_id("bob!")
+    assert rows["ünï cödé"]["name"] == "ünï cödé"
+    assert rows["=cmd|' calc'!A0"]["name"].startswith("'=")
+
+
+@needs_isolation
+def test_originals_are_byte_identical_and_listed_with_their_sha256(klass, graded):
+    out, _, _ = graded
+    after = {p: p.read_bytes() for p in klass.submissions.rglob("*") if p.is_file() and ".hidden" not in p.parts
+             and "linked" not in p.parts}
+    assert after == klass.before
+    with open(out / "submissions.csv", encoding="utf-8") as f:
+        manifest = list(csv.DictReader(f))
+    assert all(row["unchanged_after_grading"] == "yes" for row in manifest)
+    digests = {hashlib.sha256(d).hexdigest() for d in klass.before.values()}
+    assert {r["sha256"] for r in manifest} >= digests
+
+
+@needs_isolation
+def test_the_host_is_untouched(klass, graded):
+    out, rows, _ = graded
+    assert not klass.outside.exists(), "student code wrote outside its sandbox"
+    assert not klass.marker.exists(), "a file of the submission ran on the host"
+    assert "tampered" not in (course.ROOT / "README.md").read_text()
+    with pytest.raises(socket.timeout):
+        klass.server.accept()  # nobody connected to the host's loopback
+    feedback = {s: "\n".join(p.read_text(errors="replace") for p in (out / "feedback" / rows[s]["student_id"]).glob("*.html"))
+                for s in ("network", "read_solutions", "fork_bomb", "write_outside", "leave_links")}
+    assert "no network" in feedback["network"] and "reached (" not in feedback["network"]
+    assert "cannot read" in feedback["read_solutions"] and "stolen from" not in feedback["read_solutions"]
+    assert "fork refused after 0 processes" in feedback["fork_bomb"]
+    assert feedback["write_outside"].count("cannot write") == 3
+    assert "root:x:0:0" not in "".join(feedback.values())
+    for path in out.rglob("*"):
+        assert not path.is_symlink(), path
+        assert "hunter2" not in path.read_text(errors="replace") if path.is_file() else True
+
+
+@needs_isolation
+def test_feedback_keeps_hidden_tests_hidden_and_runs_no_script(graded):
+    out, rows, _ = graded
+    source = json.loads((course.SOLUTIONS / LESSON / NB).read_text())
+    hidden = []
+    for cell in source["cells"]:
+        text = "".join(cell["source"])
+        if "### BEGIN HIDDEN TESTS" in text:
+            block = text.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0]
+            hidden += [line.strip() for line in block.splitlines() if len(line.strip()) > 25]
+    assert len(hidden) > 20
+    for student in ("correct", "blank", "partial"):
+        html = (out / "feedback" / rows[student]["student_id"] / NB.replace(".ipynb", ".html")).read_text()
+        import html as html_lib
+
+        text = html_lib.unescape(html)
+        leaked = [line for line in hidden if line in text]
+        assert not leaked, (student, leaked[:3])
+        assert "hidden tests of this cell ran in the grader" in text
+        assert "cudart" not in text and "I0000" not in text and "absl::InitializeLog" not in text
+    blank = (out / "feedback" / rows["blank"]["student_id"] / NB.replace(".ipynb", ".html")).read_text()
+    assert "NotImplementedError" in blank
+    scripted = (out / "feedback" / rows["script_in_feedback"]["student_id"] / NB.replace(".ipynb", ".html")).read_text()
+    assert "<script>alert(" not in scripted and "pwned-by-js" not in scripted
+
+
+@needs_isolation
+def test_output_limits_hold_and_feedback_is_written(graded):
+    out, rows, _ = graded
+    for student, row in rows.items():
+        if row["status"].startswith("graded"):
+            assert list((out / "feedback" / row["student_id"]).glob("*.html")), f"no feedback for {student}"
+    for student in ("output_flood", "display_flood", "stderr_flood"):
+        html = (out / "feedback" / rows[student]["student_id"] / NB.replace(".ipynb", ".html"))
+        assert html.stat().st_size < 4_000_000, student
+    assert all(p.stat().st_size < 1_000_000 for p in (out / "logs").glob("*.log"))
+
+
+@needs_isolation
+def test_one_job_grades_the_same_as_two(klass, graded, tmp_path):
+    _, rows2, _ = graded
+    subset = ["correct", "blank", "crash", "cheat checks patched"]
+    sub = tmp_path / "subset"
+    for student in subset:
+        shutil.copytree(klass.submissions / student, sub / student)
+    autograde.autograde(LESSON, sub, tmp_path / "out", jobs=1, timeout=TIMEOUT, wall_clock=240, limits=LIMITS,
+                        progress=print)
+    with open(tmp_path / "out" / "grades.csv", encoding="utf-8") as f:
+        rows1 = {r["name"]: r for r in csv.DictReader(f)}
+    assert set(rows1) == set(subset)
+    for student in subset:
+        assert rows1[student] == rows2[student], student
+
+
+@needs_isolation
+def test_lesson_06_is_graded_from_the_saved_model_without_training(tmp_path):
+    keras = pytest.importorskip("keras")
+    lesson = "06_mnist_project"
+    keras.utils.set_random_seed(0)
+    untrained = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(4, 3), keras.layers.Flatten(),
+                                  keras.layers.Dense(10, activation="softmax")])
+    subs = tmp_path / "subs"
+    for student in ("with_model", "no_model"):
+        folder = subs / student / lesson
+        folder.mkdir(parents=True)
+        for nb in (course.SOLUTIONS / lesson).glob("*.ipynb"):
+            shutil.copy(nb, folder / nb.name)
+    untrained.save(subs / "with_model" / lesson / "mnist_model.keras")
+    autograde.autograde(lesson, subs, tmp_path / "out", jobs=2, timeout=120, wall_clock=400, progress=print)
+    with open(tmp_path / "out" / "grades.csv", encoding="utf-8") as f:
+        rows = {r["student_id"]: r for r in csv.DictReader(f)}
+    exercises = {"test_prepare_mnist": 2, "test_confusion_matrix": 2, "test_error_analysis": 3}
+    tiers = ("project_tier_1", "project_tier_2", "project_tier_3")
+    for student, rules in (("with_model", 1), ("no_model", 0)):
+        row = rows[student]
+        assert row["max_score"] == "14" and row["status"].startswith("graded"), row
+        assert float(row["project_rules"]) == rules
+        assert all(float(row[t]) == 0 for t in tiers), "an untrained or missing model earns no tier"
+        assert all(float(row[g]) == p for g, p in exercises.items())
+    feedback = (tmp_path / "out" / "feedback" / "no_model" / "06b_project.html").read_text()
+    assert "mnist_model.keras not found" in feedback
+    assert "not training" in feedback, "grading must read the saved model, not train one"
+
+
+def test_without_isolation_it_says_so_and_still_grades(tmp_path, monkeypatch):
+    monkeypatch.setattr(sandbox, "isolation", lambda: "bubblewrap is not installed (test)")
+    subs = tmp_path / "subs" / "ada" / LESSON
+    subs.mkdir(parents=True)
+    (subs / NB).write_text(json.dumps(_lean(_load(course.SOLUTIONS))))
+    said = []
+    autograde.autograde(LESSON, tmp_path / "subs", tmp_path / "out", jobs=1, timeout=TIMEOUT, progress=said.append)
+    assert "WARNING: student code will NOT be isolated" in said[0]
+    with open(tmp_path / "out" / "grades.csv", encoding="utf-8") as f:
+        row = next(csv.DictReader(f))
+    assert (row["score"], row["status"]) == (str(FULL), "graded")
+
+
+def test_not_enough_disk_stops_before_grading(tmp_path, monkeypatch):
+    import collections
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 10**6, 10**6))
+    subs = tmp_path / "subs" / "ada" / LESSON
+    subs.mkdir(parents=True)
+    (subs / NB).write_text("{}")
+    with pytest.raises(autograde.GradingError, match="not enough free disk"):
+        autograde.autograde(LESSON, tmp_path / "subs", tmp_path / "out", jobs=2, progress=print)
+    assert not (tmp_path / "out" / "grades.csv").exists()
