@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -209,18 +210,47 @@ def klass(tmp_path_factory):
     return k
 
 
+def _available_memory() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 @pytest.fixture(scope="module")
 def graded(klass):
     out = klass.root / "out"
     os.environ["SECRET_GRADER_TOKEN"] = "hunter2"
+    low = {"disk": shutil.disk_usage("/tmp").free, "memory": _available_memory()}
+    klass.start = dict(low)
+    done = threading.Event()
+
+    def sample():
+        while not done.wait(0.2):
+            low["disk"] = min(low["disk"], shutil.disk_usage("/tmp").free)
+            low["memory"] = min(low["memory"], _available_memory())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     try:
         results = autograde.autograde(LESSON, klass.submissions, out, jobs=2, timeout=TIMEOUT, wall_clock=240,
                                       limits=LIMITS, progress=print)
     finally:
+        done.set()
         del os.environ["SECRET_GRADER_TOKEN"]
+    klass.low = low
     with open(out / "grades.csv", encoding="utf-8") as f:
         rows = {r["name"].lstrip("'"): r for r in csv.DictReader(f)}
     return out, rows, results
+
+
+@needs_isolation
+def test_the_hogs_stay_within_their_caps(klass, graded):
+    """Disk and memory never drop by more than two submissions' caps (the hogs try for 1 GiB and 64 GiB)."""
+    disk_drop = klass.start["disk"] - klass.low["disk"]
+    memory_drop = klass.start["memory"] - klass.low["memory"]
+    assert disk_drop < 2 * (LIMITS.runtime_bytes + LIMITS.notebook_output * 4) + 300 * 2**20, disk_drop / 2**20
+    assert memory_drop < 2 * (LIMITS.memory + LIMITS.files), memory_drop / 2**30
 
 
 @needs_isolation

@@ -41,6 +41,10 @@ TRICKS = {
         async def fake(self, raw_cell, *a, **k):
             return await _orig(self, 'pass', *a, **k)
         IPython.core.interactiveshell.InteractiveShell.run_cell_async = fake"""),
+    "traceback hidden": "get_ipython().showtraceback = lambda *a, **k: None",
+    "custom exception handler": "get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)",
+    "event callback": "import dlcourse.checks\nget_ipython().events.register('pre_run_cell', "
+                      "lambda info: setattr(dlcourse.checks, '_fail', lambda *a, **k: None))",
     "checks patched": "import dlcourse.checks\ndlcourse.checks.assert_equal = lambda *a, **k: None",
     "checks internals patched": "import dlcourse.checks\ndlcourse.checks._fail = lambda *a, **k: None",
     "checks numpy swapped": "import dlcourse.checks, types\ndlcourse.checks.np = types.SimpleNamespace(shape=lambda x: (), asarray=lambda x, **k: x)",
