@@ -3,7 +3,9 @@
     python -m grader release    regenerate lessons/ from solutions/
     python -m grader check      solutions pass their tests, lessons fail them, lessons in sync
     python -m grader autograde ASSIGNMENT --submissions PATH [--out DIR] [--jobs N] [--timeout SECONDS]
-                                grade a class in sandboxes: grades.csv, feedback/, submissions.csv
+                               [--scheduler ADDRESS | --scheduler-file PATH] [--tls-ca-file F --tls-cert F --tls-key F]
+                                grade a class in sandboxes (here, or on a dask cluster): grades.csv, feedback/,
+                                submissions.csv
 """
 
 from __future__ import annotations
@@ -57,9 +59,16 @@ def _autograde(args) -> int:
     from . import autograde
 
     out = args.out or course.ROOT / "grader" / "output" / args.assignment
+    cluster = None
+    if args.scheduler or args.scheduler_file:
+        cluster = {"address": args.scheduler, "scheduler_file": args.scheduler_file, "tls_ca_file": args.tls_ca_file,
+                   "tls_cert": args.tls_cert, "tls_key": args.tls_key}
+    elif args.tls_ca_file or args.tls_cert or args.tls_key:
+        print("error: the --tls-* options go with --scheduler or --scheduler-file", file=sys.stderr)
+        return 2
     try:
         autograde.autograde(args.assignment, args.submissions, out, jobs=args.jobs, timeout=args.timeout,
-                            wall_clock=args.wall_clock)
+                            wall_clock=args.wall_clock, cluster=cluster)
     except autograde.GradingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -83,10 +92,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--submissions", required=True, type=Path,
                    help="folder of <student>/<assignment>/* or of <student>.ipynb files, or a .zip of either")
     p.add_argument("--out", type=Path, help="output folder (default: grader/output/ASSIGNMENT/)")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once (default: cores)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once on this machine (default: cores; with --scheduler, the workers' threads decide)")
     p.add_argument("--timeout", type=int,
                    help="seconds per cell (default: the lesson's in grader/nbgrader_config.py, else 300)")
     p.add_argument("--wall-clock", type=int, help="seconds per submission (default: 4 x timeout, at least 600)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="grade on the dask cluster whose scheduler is at ADDRESS (tls://host:8786, tcp://...); "
+                            "each worker's threads replace --jobs. Without TLS, anyone who can reach the scheduler "
+                            "can run code on the workers")
+    where.add_argument("--scheduler-file", metavar="PATH", type=Path,
+                       help="the same, with the scheduler's address read from the file `dask scheduler "
+                            "--scheduler-file PATH` wrote")
+    p.add_argument("--tls-ca-file", type=Path, help="certificate authority that signed the cluster's certificates")
+    p.add_argument("--tls-cert", type=Path, help="this client's certificate (PEM)")
+    p.add_argument("--tls-key", type=Path, help="this client's private key (PEM)")
     p.set_defaults(func=_autograde)
     args = parser.parse_args(argv)
     try:

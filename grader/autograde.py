@@ -8,12 +8,14 @@ The pipeline, after otter-grader's shape:
 - ``grader.results``: publish grades.csv, feedback, logs and the manifest of the submissions.
 
 This module prepares the assignment once, checks the machine can take the class, grades the
-submissions in parallel and reports progress.
+submissions in parallel (a thread pool here, or a dask cluster: ``grader.cluster``) and reports
+progress.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import json
 import shutil
 import tempfile
@@ -59,6 +61,13 @@ def prepare(assignment: str, work: Path) -> tuple[Path, dict[str, dict[str, floa
     return master, ordered
 
 
+def sandbox_data(master: Path) -> tuple[dict[str, Path], dict[str, Path]]:
+    """The folders the sandbox sees in place of the course's (``data/``: the grading copy), and the withheld files."""
+    from dlcourse import data
+
+    return {str(data.DATA_DIR): master / "data"}, {"mnist.npz": data.mnist_path()}
+
+
 def grading_data(dest: Path) -> None:
     """The copy of ``data/`` the sandbox sees: every file as shipped, but MNIST's test split withheld."""
     from dlcourse import data
@@ -80,10 +89,14 @@ def _limits(config, overrides: dict) -> sandbox.Limits:
     return sandbox.Limits(**values)
 
 
+def per_job_bytes(limits: sandbox.Limits) -> int:
+    """Disk one submission's grading can need: runtime folder, notebooks, feedback, log."""
+    return limits.runtime_bytes + 4 * limits.notebook_output + (64 << 20)
+
+
 def check_room(work: Path, out: Path, jobs: int, limits: sandbox.Limits, class_bytes: int) -> list[str]:
     """Stop before grading when the disk cannot hold what the class can need; warnings about memory."""
-    per_job = limits.runtime_bytes + 4 * limits.notebook_output + (64 << 20)  # runtime folder, notebooks, feedback, log
-    need = jobs * per_job + 2 * class_bytes
+    need = jobs * per_job_bytes(limits) + 2 * class_bytes
     for folder in {work, out}:
         free = shutil.disk_usage(folder).free
         if free < need:
@@ -103,55 +116,83 @@ def check_room(work: Path, out: Path, jobs: int, limits: sandbox.Limits, class_b
     return warnings
 
 
+def _time_left(seconds: float) -> str:
+    return f"~{seconds / 60:.0f} min left" if seconds >= 90 else f"~{seconds:.0f} s left"
+
+
 def autograde(assignment: str, submissions: Path, out: Path, jobs: int, timeout: int | None = None,
-              wall_clock: int | None = None, limits: sandbox.Limits | None = None, progress=print) -> list[Result]:
-    """Grade every submission; write ``out/grades.csv``, ``out/feedback/``, ``out/logs/``, ``out/submissions.csv``."""
+              wall_clock: int | None = None, limits: sandbox.Limits | None = None, progress=print,
+              cluster: dict | None = None) -> list[Result]:
+    """Grade every submission; write ``out/grades.csv``, ``out/feedback/``, ``out/logs/``, ``out/submissions.csv``.
+
+    ``cluster``: the arguments of ``grader.cluster.Cluster`` (``address`` or ``scheduler_file``, TLS
+    files) to grade on a dask cluster instead of ``jobs`` threads here.
+    """
     config = course.load_config()
     timeout = timeout or int(config.CourseGrader.get("timeouts", {}).get(assignment) or config.Execute.get("timeout", 300))
     wall_clock = wall_clock or max(4 * timeout, 600)
     limits = limits or _limits(config, {})
-    reason = sandbox.isolation()
-    if reason:
-        progress(f"WARNING: student code will NOT be isolated: {reason}.\n"
-                 "         It runs as you, with resource limits only. Install bubblewrap to isolate it.")
-    problem = sandbox.process_limit_problem()
-    if problem:
-        progress(f"WARNING: {problem}; run the grader as an ordinary user, or where cgroups are writable.")
     submissions, out = Path(submissions), Path(out)
     if out.resolve() == submissions.resolve() or submissions.resolve() in out.resolve().parents:
         raise GradingError("--out must not be inside the submissions: the grader never writes there")
-    out.mkdir(parents=True, exist_ok=True)
-    for old in ("feedback", "logs"):
-        shutil.rmtree(out / old, ignore_errors=True)
-    work = Path(tempfile.mkdtemp(prefix="g-", dir="/tmp" if Path("/tmp").is_dir() else None))
+    grid = None
+    if cluster is not None:  # the workers, not this machine, run student code: they must all isolate it
+        from .cluster import Cluster
+
+        grid = Cluster(**cluster, progress=progress)
+        reason = None
+    else:
+        reason = sandbox.isolation()
+        if reason:
+            progress(f"WARNING: student code will NOT be isolated: {reason}.\n"
+                     "         It runs as you, with resource limits only. Install bubblewrap to isolate it.")
+        problem = sandbox.process_limit_problem()
+        if problem:
+            progress(f"WARNING: {problem}; run the grader as an ordinary user, or where cgroups are writable.")
+    work = None
     try:
+        if grid is not None:
+            for warning in grid.check(per_job_bytes(limits)):
+                progress(warning)
+        out.mkdir(parents=True, exist_ok=True)
+        for old in ("feedback", "logs"):
+            shutil.rmtree(out / old, ignore_errors=True)
+        work = Path(tempfile.mkdtemp(prefix="g-", dir="/tmp" if Path("/tmp").is_dir() else None))
         archive = submissions if submissions.is_file() else None
         archive_digest = sha256(archive) if archive else None
         class_bytes = archive.stat().st_size if archive else sum(p.stat().st_size for p in submissions.rglob("*")
                                                                   if p.is_file() and not p.is_symlink())
-        for warning in check_room(work, out, jobs, limits, class_bytes):
+        for warning in check_room(work, out, jobs if grid is None else 0, limits, class_bytes):
             progress(warning)
         subs, skipped = collect(submissions, assignment, work / "unzipped")
         for line in skipped:
             progress(f"skipped {line}")
         master, max_scores = prepare(assignment, work)
-        from dlcourse import data
-
+        mounts, withheld = sandbox_data(master)
         settings = Settings(assignment, max_scores, master, timeout, wall_clock, limits, reason is None, work / "j",
                             lesson_files=list(config.CourseGrader.get("lesson_files", {}).get(assignment, [])),
-                            mounts={str(data.DATA_DIR): master / "data"}, withheld={"mnist.npz": data.mnist_path()})
+                            mounts=mounts, withheld=withheld)
         settings.work.mkdir()
+        if grid is not None:
+            grid.send_master(master)
+            pool, where = grid, grid.describe()
+            submit = functools.partial(grid.submit, settings=settings)
+        else:
+            pool, where = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)), f"with {jobs} job(s)"
+            submit = functools.partial(pool.submit, grade_one, settings=settings)
         publisher = Publisher(out, settings)
         max_score = f"{settings.max_score:g}"
-        progress(f"grading {len(subs)} submission(s) of {assignment} with {jobs} job(s) "
+        progress(f"grading {len(subs)} submission(s) of {assignment} {where} "
                  f"(cell timeout {timeout} s, {wall_clock} s per submission)")
         results, started = [], time.monotonic()
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = {pool.submit(grade_one, s, settings): s for s in subs}
+        with pool:
+            futures = {submit(s): s for s in subs}
             for i, fut in enumerate(concurrent.futures.as_completed(futures), 1):
                 sub = futures[fut]
                 try:
                     r = fut.result()
+                except GradingError:  # a cluster's worker refused: stop the run
+                    raise
                 except Exception as exc:  # a bug or a broken copy must not stop the class
                     r = Result(sub.student_id, sub.name, dict.fromkeys(settings.grade_ids, 0.0),
                                problems=[f"grader error: {type(exc).__name__}: {exc}"])
@@ -159,7 +200,7 @@ def autograde(assignment: str, submissions: Path, out: Path, jobs: int, timeout:
                 publisher.add(r)
                 left = (time.monotonic() - started) / i * (len(subs) - i)
                 progress(f"[{i}/{len(subs)}] {r.student_id}: {r.score:g}/{max_score}  {r.status}  ({r.seconds:.0f} s)"
-                         + (f"  ~{left / 60:.0f} min left" if i < len(subs) and left > 90 else ""))
+                         + (f"  {_time_left(left)}" if i < len(subs) else ""))
         publisher.finish(results)
         unchanged = write_manifest(out / "submissions.csv", subs, archive, archive_digest)
         graded = sum(r.graded for r in results)
@@ -170,8 +211,11 @@ def autograde(assignment: str, submissions: Path, out: Path, jobs: int, timeout:
                  f"mean score {mean:.2f}; submissions unchanged: {'yes' if unchanged else 'NO'}; results in {out}")
         return results
     finally:
+        if grid is not None:
+            grid.close()
         sandbox.remove_stale_cgroups()
-        shutil.rmtree(work, ignore_errors=True)
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def expected_grade_ids(assignment: str) -> dict[str, set[str]]:
