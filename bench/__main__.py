@@ -255,6 +255,126 @@ def bench_grading(n: int = 40) -> list[tuple[str, str]]:
     return rows
 
 
+def _lesson02_class(folder: Path, n: int) -> Path:
+    """n lesson-02 submissions, alternately the solution and the blank lesson, as a class hands them in."""
+    import shutil
+
+    from grader import course
+
+    lesson, nb = "02_conv_pool_arithmetic", "02_conv_pool_arithmetic.ipynb"
+    for i in range(n):
+        src = course.SOLUTIONS if i % 2 == 0 else course.LESSONS
+        (folder / f"s{i:02d}" / lesson).mkdir(parents=True)
+        shutil.copy(src / lesson / nb, folder / f"s{i:02d}" / lesson / nb)
+    return folder
+
+
+def _start_cluster(folder: Path, workers: int) -> tuple[str, list[subprocess.Popen]]:
+    """`dask scheduler` and ``workers`` `dask worker --nthreads 1` on loopback; returns the address and processes."""
+    import json
+
+    import distributed
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(Path(distributed.__file__).resolve().parent.parent)]))
+    file = folder / "scheduler.json"
+    log = open(folder / "cluster.log", "wb")
+    procs = [subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
+                               "--no-dashboard", "--scheduler-file", str(file)], env=env, stdout=log, stderr=log)]
+    while not file.exists():
+        time.sleep(0.2)
+    time.sleep(0.2)
+    address = json.loads(file.read_text())["address"]
+    for i in range(workers):
+        procs.append(subprocess.Popen([sys.executable, "-m", "dask", "worker", address, "--nworkers", "1", "--nthreads", "1",
+                                       "--memory-limit", "2GiB", "--no-dashboard", "--host", "127.0.0.1",
+                                       "--local-directory", str(folder / f"w{i}")], env=env, stdout=log, stderr=log))
+    with distributed.Client(address, timeout=30) as client:
+        client.wait_for_workers(workers, timeout=300)
+    return address, procs
+
+
+def bench_grading_cluster(n: int = 40, repeat: int = 2) -> list[tuple[str, str]]:
+    """The same class graded with `--jobs 2` here and on a 2-worker dask cluster on this machine, runs alternated."""
+    import tempfile
+
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        return [("grading on a dask cluster", "not measured: dask.distributed is not installed")]
+    from grader import autograde, cluster
+
+    lesson = "02_conv_pool_arithmetic"
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="dlcourse-bench-cluster-") as tmp:
+        subs = _lesson02_class(Path(tmp) / "submissions", n)
+        t = time.perf_counter()
+        address, procs = _start_cluster(Path(tmp), 2)
+        start_seconds = time.perf_counter() - t
+        try:
+            t = time.perf_counter()
+            grid = cluster.Cluster(address, progress=lambda *_: None)
+            grid.check()
+            check_seconds = time.perf_counter() - t
+            master, _ = autograde.prepare(lesson, Path(tmp) / "probe")
+            t = time.perf_counter()
+            grid.send_master(master)
+            send_seconds = time.perf_counter() - t
+            seconds: dict[str, list[float]] = {"here": [], "cluster": []}
+            busy: dict[str, list[float]] = {"here": [], "cluster": []}
+            for r in range(repeat):
+                for where in ("here", "cluster"):
+                    t = time.perf_counter()
+                    results = autograde.autograde(lesson, subs, Path(tmp) / f"out-{where}-{r}", jobs=2,
+                                                  progress=lambda *_: None,
+                                                  cluster={"address": address} if where == "cluster" else None)
+                    seconds[where].append(time.perf_counter() - t)
+                    busy[where].append(sum(x.seconds for x in results) / (2 * seconds[where][-1]))
+                    print(f"  {where}, run {r + 1}: {seconds[where][-1]:.0f} s, slots busy {busy[where][-1]:.1%}", flush=True)
+            same = all((Path(tmp) / f"out-here-{r}" / "grades.csv").read_bytes()
+                       == (Path(tmp) / f"out-cluster-{r}" / "grades.csv").read_bytes() for r in range(repeat))
+            # One submission's trip without grading: its parcel out, a result with its feedback back.
+            sample = next(x for x in results if x.feedback)
+            parcel = cluster.pack_submission(next(x for x in _class_submissions(subs, lesson) if x.student_id == sample.student_id), [])
+            trips = []
+            for _ in range(20):
+                t = time.perf_counter()
+                grid.client.submit(lambda p, r: r, parcel, sample, pure=False).result()
+                trips.append(time.perf_counter() - t)
+            trip = statistics.median(trips)
+            grid.close()
+        finally:
+            for proc in reversed(procs):
+                proc.terminate()
+            for proc in procs:
+                proc.wait(60)
+    here, there = statistics.median(seconds["here"]), statistics.median(seconds["cluster"])
+    spread = (max(seconds["here"]) - min(seconds["here"])) / here
+
+    def runs(values):
+        return ", ".join(f"{v:.0f}" for v in values) + " s"
+
+    rows.append((f"grading {n} lesson-02 submissions: `--jobs 2` here against a 2-worker dask cluster on the same machine "
+                 f"(`--scheduler`, loopback, runs alternated)",
+                 f"here {runs(seconds['here'])}; cluster {runs(seconds['cluster'])}; cluster overhead "
+                 f"{there / here - 1:+.1%} (medians); same grades.csv: {'yes' if same else 'NO'}; spread of the runs here "
+                 f"{spread:.0%}"))
+    rows.append(("dask cluster: share of the wall time the 2 slots spent in `grade_one` (1 = no idle slot)",
+                 f"here {', '.join(f'{b:.1%}' for b in busy['here'])}; "
+                 f"cluster {', '.join(f'{b:.1%}' for b in busy['cluster'])}"))
+    rows.append(("dask cluster: fixed costs of a run (2 workers on loopback)",
+                 f"connect and check every worker's environment {check_seconds:.1f} s; master course to every worker "
+                 f"{send_seconds:.1f} s; starting the scheduler and workers (not part of a run) {start_seconds:.0f} s"))
+    rows.append(("dask cluster: one lesson-02 submission's round trip without grading (notebook out, result and "
+                 "feedback back)", f"{trip * 1000:.0f} ms (median of 20)"))
+    return rows
+
+
+def _class_submissions(folder: Path, lesson: str):
+    from grader.submissions import collect
+
+    return collect(folder, lesson, folder.parent / "unzipped")[0]
+
+
 def bench_browser() -> list[tuple[str, str]]:
     """Input-to-display latency of each visualizer in JupyterLab in headless Chromium.
 
@@ -280,7 +400,7 @@ def bench_browser() -> list[tuple[str, str]]:
 
 
 BENCHES = {"import": bench_import, "load_mnist": bench_load_mnist, "widgets": bench_widgets, "notebooks": bench_notebooks,
-           "mnist": bench_mnist_project, "grading": bench_grading, "browser": bench_browser}
+           "mnist": bench_mnist_project, "grading": bench_grading, "cluster": bench_grading_cluster, "browser": bench_browser}
 
 
 def machine() -> str:

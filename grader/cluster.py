@@ -18,7 +18,7 @@ instead of a thread pool. On each worker:
 - the ``Result`` (scores, status, feedback HTML, log) comes back; the client alone writes.
 
 A worker that dies mid-run loses nothing: dask gives its submissions to other workers (a task
-on workers that die ``distributed.scheduler.allowed-failures`` times, 3 by default, gets a
+on workers that die more than ``distributed.scheduler.allowed-failures`` times, 3 by default, gets a
 ``grader error`` row), ``grade_one`` writes nothing outside its own scratch folder, so running
 one student twice is harmless, and the client keeps one result per student.
 
@@ -395,7 +395,7 @@ class Cluster:
 
     def __init__(self, address: str | None = None, scheduler_file: Path | None = None,
                  tls_ca_file: Path | None = None, tls_cert: Path | None = None, tls_key: Path | None = None,
-                 progress=print, wait: float = WORKER_WAIT):
+                 progress=print, wait: float = WORKER_WAIT, timeout: float = 30):
         self.progress = progress
         tls = {k: str(v) for k, v in (("tls_ca_file", tls_ca_file), ("tls_client_cert", tls_cert),
                                        ("tls_client_key", tls_key)) if v}
@@ -407,13 +407,13 @@ class Cluster:
         try:
             kwargs = {"security": security} if security else {}
             if scheduler_file:
-                self.client = Client(scheduler_file=str(scheduler_file), timeout=30, **kwargs)
+                self.client = Client(scheduler_file=str(scheduler_file), timeout=timeout, **kwargs)
             else:
-                self.client = Client(address, timeout=30, **kwargs)
-        except (OSError, TimeoutError, ValueError) as exc:
+                self.client = Client(address, timeout=timeout, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - refused, unreachable, bad certificates: all mean "cannot connect"
             where = address or f"the scheduler in {scheduler_file}"
-            raise GradingError(f"cannot reach {where}: {exc}. Is the scheduler running, and are the address "
-                               "and the TLS options right?") from None
+            raise GradingError(f"cannot reach {where}: {type(exc).__name__}: {exc}. Is the scheduler running, "
+                               "and are the address and the TLS options right?") from None
         self.address = self.client.scheduler.address
         if not self.address.startswith("tls://") and not _loopback(self.address):
             progress(f"WARNING: the scheduler at {self.address} is reached without TLS: anyone who can reach it can "

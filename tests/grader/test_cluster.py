@@ -215,6 +215,16 @@ def test_the_cluster_grades_exactly_as_one_machine(small_class, local, tls_clust
     assert sum(r.graded for r in results) == 4
 
 
+def test_only_a_client_with_a_certificate_of_the_authority_connects(tls_cluster, tmp_path):
+    stranger = _certificates(tmp_path / "stranger")  # a certificate from another authority
+    for tls in ({}, {"tls_ca_file": stranger["ca"], "tls_cert": stranger["cert"], "tls_key": stranger["key"]}):
+        with pytest.raises(autograde.GradingError, match="cannot reach"):
+            cluster.Cluster(tls_cluster.address, timeout=5, **tls)
+    tls = tls_cluster.tls
+    with cluster.Cluster(tls_cluster.address, tls_ca_file=tls["ca"], tls_cert=tls["cert"], tls_key=tls["key"]) as ok:
+        assert len(ok.workers()) == 2
+
+
 @needs_isolation
 def test_a_worker_killed_while_grading_loses_nothing(small_class, local, tls_cluster, tmp_path):
     """Worker w2 (its nanny, process, nbgrader and kernel: a lost machine) is killed while it grades."""
