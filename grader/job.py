@@ -71,6 +71,7 @@ class Result:
     problems: list[str] = field(default_factory=list)  # limits hit, files refused, kernel deaths
     review: list[str] = field(default_factory=list)  # reaching into the grading machinery
     notes: list[str] = field(default_factory=list)  # renamed notebooks, duplicates, ignored files
+    failures: dict[str, str] = field(default_factory=dict)  # grade_id -> why its test failed ("Error: message")
     seconds: float = 0.0
     timings: dict[str, dict[str, float]] = field(default_factory=dict)  # notebook -> phase -> seconds
     feedback: dict[str, bytes] = field(default_factory=dict)  # file name -> HTML
@@ -219,6 +220,9 @@ def _run(sub: Submission, settings: Settings, course_dir: Path, runtime: Path, j
         for gid, test in nb["tests"].items():
             if test.get("not_reached"):
                 result.problems.append(f"{gid} {test['not_reached']}")
+            if not test.get("passed"):
+                ename, evalue = (test.get("error") or ["NotReached", test.get("not_reached") or "not run"])[:2]
+                result.failures[gid] = f"{ename}: {evalue}" if evalue else str(ename)
     if result.graded:
         remaining = deadline - time.monotonic()
         _nbgrader(["generate_feedback", settings.assignment, "--student", sub.student_id, "--force"], course_dir, env,

@@ -158,7 +158,8 @@ class RefereedExecute(Execute):
         if record is None:
             why = "time limit" if timed_out else "its result never came back from the kernel"
             outputs.append(_error("NoResult", f"the test did not report a result ({why})"))
-            self.report["tests"][grade_id] = {"passed": False, "no_record": True, "timeout": timed_out}
+            self.report["tests"][grade_id] = {"passed": False, "no_record": True, "timeout": timed_out,
+                                              "error": ["NoResult", f"the test did not report a result ({why})"]}
             if timed_out:
                 self.report["problems"].append(f"timeout in cell {grade_id}")
         else:
@@ -173,6 +174,8 @@ class RefereedExecute(Execute):
             reached = "not reached (time limit): an earlier test did not stop" if record.get("not_reached") else False
             self.report["tests"][grade_id] = {"passed": bool(record.get("passed")), "seconds": record.get("seconds"),
                                               "not_reached": reached}
+            if not record.get("passed"):  # what the class report groups: the failure as the student saw it
+                self.report["tests"][grade_id]["error"] = [str(ename), str(evalue)[:2000]]
         cell.outputs = outputs
 
     def _check_after(self, label: str) -> None:
@@ -214,7 +217,7 @@ class RefereedExecute(Execute):
         self.stopped = "not reached: the kernel died in an earlier cell"
         if is_test_cell(cell):
             cell.outputs = [_error("DeadKernel", what)]
-            self.report["tests"][_nbgrader(cell)["grade_id"]] = {"passed": False}
+            self.report["tests"][_nbgrader(cell)["grade_id"]] = {"passed": False, "error": ["DeadKernel", what]}
         else:
             cell.outputs = list(cell.get("outputs", [])) + [_error("DeadKernel", what)]
 
