@@ -77,7 +77,7 @@ bench: install
 
 # The README's pictures: each visualizer used in JupyterLab in Chromium (tests/browser).
 screenshots: install system-tools
-	DLCOURSE_SCREENSHOTS="$(abspath docs/images)" "$(BIN)/python" -m pytest tests/browser -k lesson_runs_in_the_browser
+	DLCOURSE_SCREENSHOTS="$(abspath docs/images)" "$(BIN)/python" -m pytest tests/browser -k "lesson_runs_in_the_browser or class_report"
 
 clean:
 	rm -rf "$(VENV)" .pytest_cache grader/work grader/output

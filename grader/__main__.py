@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser(
         "export", help="grades and feedback files for Canvas or Moodle to import",
         description="For a class graded from a Canvas or Moodle export of submissions. canvas: OUT/canvas_grades.csv "
-                    "(Grades > Import) and OUT/canvas_feedback.zip (the assignment's Upload Submissions). moodle: "
+                    "(Grades > Import) and OUT/canvas_feedback.zip (the assignment's Re-Upload Submissions). moodle: "
                     "OUT/moodle_grades.csv (the assignment's Upload grading worksheet) and OUT/moodle_feedback.zip "
                     "(Upload multiple feedback files in a zip).")
     p.add_argument("platform", choices=["canvas", "moodle"])

@@ -7,7 +7,7 @@ platform's export (so that grades.csv holds each student's ``lms_user_id``):
   ID, Section``, then one column per assignment, titled ``Name (assignment id)``, and a ``Points
   Possible`` row); Canvas finds each student by ``ID``, its user id.  ``canvas_feedback.zip``: each
   student's feedback HTML named ``<name>_<user id>_<attachment id>_<notebook>_feedback.html``, the
-  way "Upload Submissions" matches a file to the submission it comments on.
+  way "Re-Upload Submissions" matches a file to the submission it comments on.
 - Moodle: ``moodle_grades.csv``, the assignment's offline grading worksheet (``Identifier`` =
   ``Participant <number>``, ``Grade``, ``Last modified (grade)``, ``Feedback comments``), for
   "Upload grading worksheet"; ``moodle_feedback.zip``: ``<name>_<number>_assignfeedback_file_/<notebook>.html``

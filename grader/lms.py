@@ -8,7 +8,7 @@ Canvas ("Download Submissions" on an assignment) writes one flat file per submit
 
 that is the student's sortable name (``Last, First``) in lower case without punctuation, ``LATE``
 when late, the Canvas user id, the id of the submitted file (its attachment id) and the file's own
-name.  "Upload Submissions" on the same page takes a zip of files named the same way and attaches
+name.  "Re-Upload Submissions" on the same page takes a zip of files named the same way and attaches
 each one, as a comment, to the submission whose user id and attachment id its name carries.
 
 Moodle ("Download all submissions" of an assignment) writes one folder per student and submission
@@ -128,7 +128,7 @@ def group(entries: list[Path], list_files: Callable[[Path, list[str]], dict[str,
 
 
 def canvas_feedback_name(identity: Identity, notebook: str, html: str) -> str | None:
-    """The name "Upload Submissions" matches to the student's submission (None when it cannot be matched).
+    """The name "Re-Upload Submissions" matches to the student's submission (None when it cannot be matched).
 
     Canvas reads the first two all-digit parts of the name (split at ``_``) as the user id and the
     attachment id, and takes the file only if that attachment belongs to the user's submission: the

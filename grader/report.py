@@ -343,9 +343,10 @@ def render(klass: ClassResults, generated: datetime | None = None) -> str:
     parts.append("<section><h2>Time per submission</h2>")
     if timed:
         total = sum(s.seconds for s in timed)
-        parts.append(f'<p class="muted">{total / 60:.1f} minutes of grading in all (before running jobs in parallel); '
-                     f"median {statistics.median(s.seconds for s in timed):.0f} s per submission. The phases: the "
-                     "student's cells, the test cells (run by the referee) and the checks after each student cell.</p>"
+        parts.append(f'<p class="muted">{total / 60:.1f} minutes of grading summed over the submissions (the jobs '
+                     f"ran side by side); median {statistics.median(s.seconds for s in timed):.0f} s per submission. "
+                     "Besides the total, the table splits out the student's cells, the test cells (run by the referee) "
+                     "and the checks after each student cell; the rest is nbgrader starting and writing feedback.</p>"
                      + time_chart(klass))
         rows = [[_e(s.label), f"{s.seconds:.0f}", f"{s.phases.get('cells', 0):.1f}", f"{s.phases.get('tests', 0):.1f}",
                  f"{s.phases.get('checks', 0):.1f}", f"{s.score:g}", _e(s.status)] for s in timed]

@@ -111,3 +111,6 @@ def test_a_class_from_elsewhere_cannot_be_exported_and_says_what_to_do(out, tmp_
     run = subprocess.run([sys.executable, "-m", "grader", "export", "canvas", str(out), "--column", "L2 (7)"],
                          cwd=course.ROOT, capture_output=True, text=True)
     assert run.returncode == 0 and "canvas_grades.csv: 4 student(s)" in run.stdout and "left out" in run.stdout
+    help_text = subprocess.run([sys.executable, "-m", "grader", "--help"], cwd=course.ROOT, capture_output=True,
+                               text=True).stdout
+    assert "report" in help_text and "export" in help_text and "Canvas or Moodle" in help_text
