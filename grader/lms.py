@@ -132,7 +132,8 @@ def canvas_feedback_name(identity: Identity, notebook: str, html: str) -> str | 
 
     Canvas reads the first two all-digit parts of the name (split at ``_``) as the user id and the
     attachment id, and takes the file only if that attachment belongs to the user's submission: the
-    notebook's own attachment id is used (any submitted file of theirs would do).
+    notebook's own attachment id is used (any submitted file of theirs would do).  Canvas files the
+    comment under that attachment's display name (the submitted notebook's name).
     """
     if identity.lms != CANVAS or not identity.user_id.isdigit():
         return None
