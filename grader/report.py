@@ -26,7 +26,7 @@ FIXED_COLUMNS = ("student_id", "name", "lms", "lms_user_id", "assignment", "scor
 MESSAGES_PER_CELL = 5  # failure groups listed per test cell
 NAMES_PER_GROUP = 6  # students named per failure group
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")  # not the 2 of conv2d
 COLOURS = {"full": "#2a9d8f", "partial": "#e9c46a", "failed": "#e76f51", "bar": "#457b9d", "line": "#1d3557"}
 
 
@@ -236,7 +236,7 @@ code, .msg { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-s
 .msg { white-space: pre-wrap; word-break: break-word; }
 .who { color: #5b6b7b; font-size: 13px; } .muted { color: #5b6b7b; }
 .bad { color: #b23a1e; } .ok { color: #1f7a6d; }
-svg { width: 100%; max-width: 900px; height: auto; display: block; margin: 6px 0; }
+svg { width: 100%; max-width: 780px; height: auto; display: block; margin: 6px 0; }
 table.fail td:first-child { width: 5em; } table.fail td:last-child { width: 30%; }
 details summary { cursor: pointer; color: #1d3557; margin: 6px 0; }
 """
@@ -244,6 +244,10 @@ details summary { cursor: pointer; color: #1d3557; margin: 6px 0; }
 
 def _e(value) -> str:
     return html.escape(str(value), quote=True)
+
+
+def _points(points: float) -> str:
+    return f"{points:g} point{'' if points == 1 else 's'}"
 
 
 def _card(value, label: str) -> str:
@@ -316,7 +320,7 @@ def render(klass: ClassResults, generated: datetime | None = None) -> str:
         rest = groups[MESSAGES_PER_CELL:]
         if rest:
             rows.append([str(sum(g[0] for g in rest)), f'<span class="muted">{len(rest)} other message(s)</span>', ""])
-        parts.append(f"<h3><code>{_e(gid)}</code> ({points:g} points): {failed} of {len(graded)} without all points</h3>"
+        parts.append(f"<h3><code>{_e(gid)}</code> ({_points(points)}): {failed} of {len(graded)} without all points</h3>"
                      + _table(["students", "message", "who"], rows, {0}, cls="fail"))
     if not any_failure:
         parts.append('<p class="ok">Every graded submission passed every test.</p>')

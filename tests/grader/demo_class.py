@@ -53,7 +53,7 @@ def submissions() -> dict[str, dict]:
         "müllerjürgen_LATE": partial,
         "ødegårdzoë": unpadded,
         "brownoliver": _bug(unpadded, "receptive_field", "        jump *= s\n", ""),
-        "李小龙": _bug(solution, "pool2d", "return _pool(x, f, s, np.mean)", "return _pool(x, f, s, np.max)"),
+        "nguyễnhoa": _bug(solution, "pool2d", "return _pool(x, f, s, np.mean)", "return _pool(x, f, s, np.max)"),
         "okaforchidi": _bug(solution, "conv_output_size", '    if span % s:\n        raise ValueError(f"(W1 - F + 2P) / S = '
                             '{span}/{s} is not a whole number")\n', ""),
         "garcíaana": no_bias,

@@ -46,6 +46,7 @@ def test_failures_that_differ_only_in_numbers_are_one_group(out):
         (2, ["müllerjürgen", "smithbob"]), (1, ["<script>alert(1)</script>"])]
     assert groups[0][1].startswith("AssertionError: conv2d: expected shape (") and "padding" in groups[0][1]
     assert report.pattern("expected (2, 26, 26, 16), got 2.5e-3") == "expected (#, #, #, #), got #"
+    assert report.pattern("conv2d: W1=6 gives -2.5") == "conv2d: W1=# gives #"  # names keep their digits
     table = report.failure_groups(klass, "test_layer_table")
     assert [c for c, _, _ in table] == [2, 1, 1]  # two blanks, then the pool shape and the time limit
 
