@@ -220,6 +220,9 @@ def _run(sub: Submission, settings: Settings, course_dir: Path, runtime: Path, j
             if test.get("not_reached"):
                 result.problems.append(f"{gid} {test['not_reached']}")
     if result.graded:
+        notes = result.problems + result.notes + (["review: " + ", ".join(dict.fromkeys(result.review))]
+                                                  if result.review else [])
+        (job / "feedback_notes.json").write_text(json.dumps(notes), encoding="utf-8")
         remaining = deadline - time.monotonic()
         _nbgrader(["generate_feedback", settings.assignment, "--student", sub.student_id, "--force"], course_dir, env,
                   log_path, limit=max(remaining, 30))

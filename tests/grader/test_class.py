@@ -337,6 +337,8 @@ def test_feedback_keeps_hidden_tests_hidden_and_runs_no_script(graded):
     assert "NotImplementedError" in blank
     scripted = (out / "feedback" / rows["script_in_feedback"]["student_id"] / NB.replace(".ipynb", ".html")).read_text()
     assert "<script>alert(" not in scripted and "pwned-by-js" not in scripted
+    cheat = (out / "feedback" / rows["cheat checks patched"]["student_id"] / NB.replace(".ipynb", ".html")).read_text()
+    assert "Notes from the grader" in cheat and "review:" in cheat
 
 
 @needs_isolation
