@@ -5,6 +5,7 @@ SHELL := /bin/bash
 # The interpreter that creates .venv: PYTHON= when given, else python3 when it is a
 # supported version, else the newest supported python3.X on the PATH.
 PYTHON ?=
+# Newest first. TensorFlow publishes wheels for these versions only (none for 3.14 yet).
 SUPPORTED_PYTHONS := 3.13 3.12 3.11 3.10
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -42,7 +43,7 @@ help:
 	@echo "make clean      remove .venv and generated files"
 
 # --- Choosing the Python --------------------------------------------------------------
-# TensorFlow publishes wheels for these versions only (none for 3.14 yet).
+# The "3.X" of an interpreter, or nothing when it does not run.
 PY_VERSION_OF = "$(1)" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null
 # Shell code: sets $$py to the interpreter to use, or explains what to do and fails.
 # It runs before anything is created.
@@ -89,26 +90,30 @@ FORCE:
 PIP_INSTALL = "$(BIN)/python" -m pip install --progress-bar off $(if $(strip $(LOCK)),-c "$(LOCK)")
 # The learner's JupyterLab: nbgrader's Validate button, but not its instructor tools
 # (create assignment, formgrader, course and assignment lists, which need an nbgrader
-# exchange the course does not use), nor the prompt about Jupyter news.
-LEARNER_HIDDEN_LAB := @jupyter/nbgrader:create-assignment @jupyter/nbgrader:formgrader \
-	@jupyter/nbgrader:course-list @jupyter/nbgrader:assignment-list @jupyter/nbgrader:menu \
-	@jupyterlab/apputils-extension:announcements
-LEARNER_HIDDEN_SERVER := nbgrader.server_extensions.formgrader \
+# exchange the course does not use). Lab plugin ids and server extension names:
+INSTRUCTOR_LAB := @jupyter/nbgrader:create-assignment @jupyter/nbgrader:formgrader \
+	@jupyter/nbgrader:course-list @jupyter/nbgrader:assignment-list @jupyter/nbgrader:menu
+INSTRUCTOR_SERVER := nbgrader.server_extensions.formgrader \
 	nbgrader.server_extensions.course_list nbgrader.server_extensions.assignment_list
+# Off for everyone: the prompt about Jupyter news (and its update check), and on for everyone
+# nbgrader's Validate button.
+NEVER_LAB := @jupyterlab/apputils-extension:announcements
+ALWAYS_LAB := @jupyter/nbgrader:validate-assignment
 # `make instructor-lab` puts this folder first on JUPYTER_CONFIG_PATH: it turns them back on.
 INSTRUCTOR_CONFIG := $(VENV)/etc/dlcourse-instructor
-# Writes both views as Jupyter config files: argv = venv, lab plugins, "--", server extensions.
+# Writes both views as Jupyter config files. argv: venv, then four groups separated by "--":
+# instructor lab plugins, instructor server extensions, plugins always off, always on.
 # The learner's view is the venv's own (sys-prefix) config, so a plain `jupyter lab` in the
 # venv shows it too; the instructor's folder overrides it, as JUPYTER_CONFIG_PATH comes first.
 define JUPYTER_VIEWS
 import json, pathlib, sys
-venv, args = pathlib.Path(sys.argv[1]), sys.argv[2:]
-plugins, servers = args[:args.index("--")], args[args.index("--") + 1:]
+venv, groups = pathlib.Path(sys.argv[1]), " ".join(sys.argv[2:]).split(" -- ")
+plugins, servers, never, always = (g.split() for g in groups)
 def write(folder, hide):
     lab = folder / "labconfig" / "page_config.json"
     page = json.loads(lab.read_text()) if lab.exists() else {}
-    page.setdefault("disabledExtensions", {}).update({p: hide for p in plugins})
-    page["disabledExtensions"]["@jupyter/nbgrader:validate-assignment"] = False
+    disabled = page.setdefault("disabledExtensions", {})
+    disabled.update({p: hide for p in plugins} | {p: True for p in never} | {p: False for p in always})
     lab.parent.mkdir(parents=True, exist_ok=True)
     lab.write_text(json.dumps(page, indent=2))
     # Files in jupyter_server_config.d are read in name order, later ones winning: after nbgrader.json.
@@ -134,7 +139,7 @@ $(LAB_STAMP): pyproject.toml $(LOCK)
 	fi
 	"$(BIN)/python" -m pip install --quiet --upgrade pip
 	$(PIP_INSTALL) -e .
-	"$(BIN)/python" -c "$$JUPYTER_VIEWS" "$(VENV)" $(LEARNER_HIDDEN_LAB) -- $(LEARNER_HIDDEN_SERVER)
+	"$(BIN)/python" -c "$$JUPYTER_VIEWS" "$(VENV)" $(INSTRUCTOR_LAB) -- $(INSTRUCTOR_SERVER) -- $(NEVER_LAB) -- $(ALWAYS_LAB)
 	@echo "$(LOCK)" > "$@"
 	@echo "Installed into $(VENV)."
 

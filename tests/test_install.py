@@ -212,6 +212,75 @@ def test_this_environment_is_exactly_the_lock():
     assert not differ, f"installed vs locked (None: absent) for Python {env['python_full_version']}: {differ}"
 
 
+# --- The learner's and the instructor's JupyterLab -------------------------------
+
+INSTRUCTOR_PLUGINS = {"@jupyter/nbgrader:create-assignment", "@jupyter/nbgrader:formgrader",
+                      "@jupyter/nbgrader:course-list"}
+NEWS_PLUGIN = "@jupyterlab/apputils-extension:announcements"
+
+
+def _lab_view(tmp_path: Path, config_path: str) -> tuple[set[str], int]:
+    """(disabled lab plugins, HTTP status of /formgrader) of a JupyterLab of this environment."""
+    import secrets
+    import socket
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = secrets.token_hex(8)
+    home = tmp_path / f"home-{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER")}
+    env.update(JUPYTER_CONFIG_PATH=config_path, JUPYTER_CONFIG_DIR=str(home / "config"),
+               JUPYTER_RUNTIME_DIR=str(home / "runtime"), JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
+               JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"))
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+               f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+               f"--ServerApp.root_dir={REPO / 'lessons'}", "--allow-root"]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def get(path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}?token={token}", timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, ""
+
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                get("/api/status")
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "JupyterLab did not start"
+                time.sleep(0.5)
+        _, page = get("/lab")
+        data = re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', page, re.S)
+        assert data, "no page config in JupyterLab's page"
+        return set(json.loads(data.group(1))["disabledExtensions"]), get("/formgrader")[0]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_learner_lab_has_validate_and_no_instructor_tools_and_instructor_lab_has_them(tmp_path):
+    venv = Path(sys.prefix)
+    if not Path(venv, ".dlcourse-lab").is_file():
+        pytest.skip("not running in an environment built by `make`")
+    disabled, formgrader = _lab_view(tmp_path, str(REPO / "grader"))
+    assert INSTRUCTOR_PLUGINS <= disabled, f"the learner's lab shows instructor tools: {INSTRUCTOR_PLUGINS - disabled}"
+    assert NEWS_PLUGIN in disabled, "the learner's lab asks about Jupyter news"
+    assert "@jupyter/nbgrader:validate-assignment" not in disabled, "the learner's lab has no Validate button"
+    assert formgrader == 404, f"the learner's server serves the formgrader (HTTP {formgrader})"
+
+    disabled, formgrader = _lab_view(tmp_path, f"{venv / 'etc' / 'dlcourse-instructor'}{os.pathsep}{REPO / 'grader'}")
+    assert not INSTRUCTOR_PLUGINS & disabled, f"make instructor-lab hides {INSTRUCTOR_PLUGINS & disabled}"
+    assert NEWS_PLUGIN in disabled and "@jupyter/nbgrader:validate-assignment" not in disabled
+    assert formgrader in (200, 302), f"make instructor-lab's server has no formgrader (HTTP {formgrader})"
+
+
 # --- A fresh install on a second Python (slow) -----------------------------------
 
 def _version_of(python: str) -> str | None:
