@@ -89,8 +89,11 @@ def measure(python: str, keep: Path | None = None) -> list[tuple[str, str]]:
                      f"{tools:.0f} s; .venv {gib(folder_bytes(venv))} (+{gib(folder_bytes(venv) - lab_size)})"))
         shutil.rmtree(venv)
         warm = timed_make(course, "install", python, learner_pip_environment(cache), log)
+        kept = folder_bytes(cache)
+        note = "" if kept > 2**20 else (" (pip kept nothing in its cache here: the package index's answers on this"
+                                         " network carry no caching headers, so this run downloaded everything again)")
         rows.append(("fresh `make lab` install, warm pip cache (the cache of the cold run)",
-                     f"{warm:.0f} s; pip cache {gib(folder_bytes(cache))}"))
+                     f"{warm:.0f} s; pip cache {gib(kept)}{note}"))
         shutil.rmtree(venv)
         env = learner_pip_environment(cache)
         subprocess.run([python, "-m", "pip", "download", "--quiet", "-d", str(wheels), "-c", "requirements-lock.txt", "."],
