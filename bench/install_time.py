@@ -118,7 +118,7 @@ def cpu_name() -> str:
 
 
 def render(rows: list[tuple[str, str]], python: str) -> str:
-    version = subprocess.run([python, "--version"], capture_output=True, text=True).stdout.strip()
+    version = subprocess.run([python, "--version"], capture_output=True, text=True, check=False).stdout.strip()
     head = (f"Measured {datetime.date.today()} on: {cpu_name()}, {os.cpu_count()} cores; {version}; "
             "packages from the package index over this machine's network.\n\n| install | result |\n| --- | --- |\n")
     return head + "".join(f"| {a} | {b} |\n" for a, b in rows)
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         text = README.read_text()
         block = f"{BEGIN}\n{table}{END}"
         if BEGIN in text:
-            text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+            text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.DOTALL)
         else:
             text = text.rstrip("\n") + "\n\n" + block + "\n"
         README.write_text(text)

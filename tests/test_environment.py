@@ -5,7 +5,11 @@ pyproject.toml's ``dependencies`` (not the ``test`` extra), pinned by the lock.
 """
 
 import re
-import tomllib
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as a package (pytest needs it there)
+    import tomli as tomllib
 
 import yaml
 from packaging.requirements import Requirement
@@ -56,7 +60,7 @@ def test_environment_pins_with_the_lock(repo_root):
 
 def test_environment_installs_the_package_and_says_why_for_each_line(repo_root):
     text = (repo_root / "environment.yml").read_text()
-    assert re.search(r"^\s*- -e \.\s", text, re.M), "environment.yml must pip-install the dlcourse package"
+    assert re.search(r"^\s*- -e \.\s", text, re.MULTILINE), "environment.yml must pip-install the dlcourse package"
     for line in text.split("dependencies:", 1)[1].splitlines():
         if re.match(r"^\s*- ", line) and not line.strip().startswith("- pip:"):
             assert "#" in line, f"environment.yml line without a note on what needs it: {line.strip()}"
