@@ -64,7 +64,7 @@ class RefereedExecute(Execute):
     notebook_output_bytes = Integer(8 << 20, help="output bytes kept per notebook while executing").tag(config=True)
     runtime_bytes = Integer(64 << 20, help="bytes the kernel may leave in the runtime folder").tag(config=True)
     files_bytes = Integer(1 << 30, help="the sandbox's cap on its files and /tmp (for messages)").tag(config=True)
-    record_wait = Float(30.0, help="seconds to wait for the referee's record after a test cell").tag(config=True)
+    record_wait = Float(0.5, help="seconds to wait for the referee's record after the kernel replied").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         name = (resources or {}).get("unique_key", "notebook") + ".ipynb"
@@ -182,7 +182,7 @@ class RefereedExecute(Execute):
         msg_id = self.kc.execute(f"__import__('sys').audit('dlcourse.check', {nonce!r}, {label!r})",
                                  silent=True, store_history=False)
         reply = self.wait_for_reply(msg_id)
-        record = self._read_record(nonce, wait=2 if reply else 0)
+        record = self._read_record(nonce, wait=self.record_wait if reply else 0)
         if record is None:
             self.report["findings"].append([label, "the grader's check after this cell did not run "
                                                    "(the kernel's way of running code was changed)"])
