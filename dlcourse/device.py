@@ -54,7 +54,7 @@ MIN_MIXED_PRECISION_CC = (7, 0)
 
 _INSTALL = {
     "tensorflow": "run `make lab` in the course folder (or `pip install -e .` in your own environment)",
-    "jax": "`pip install jax` (for an NVIDIA GPU on Linux: `pip install 'jax[cuda12]'`)",
+    "jax": "`pip install jax`; with an NVIDIA GPU on Linux, `pip install 'jax[cuda12]'`",
     "torch": "`pip install torch`",
 }
 
@@ -342,7 +342,8 @@ def _diagnose_jax(gpu: str, smi: _Smi, system: str) -> str:
         return (
             f"nvidia-smi sees {gpu}, but this JAX is the CPU-only build (no jax-cuda plugin). "
             "Install the CUDA build into this environment: `pip install -U 'jax[cuda12]'` "
-            "(it brings its own CUDA libraries), then restart the kernel."
+            "(or 'jax[cuda13]' with an NVIDIA driver of version 580 or newer; either brings its "
+            "own CUDA libraries), then restart the kernel."
         )
     return (
         f"nvidia-smi sees {gpu} (driver {smi.driver}), and {plugins[0]} is installed, but JAX "
@@ -512,11 +513,13 @@ def _emit(lines: list[str], print_it: bool) -> str:
 def _report_without_backend(python: str, name: str, exc: ImportError, print_it: bool) -> str:
     label = BACKENDS[name]
     if name == DEFAULT_BACKEND and not backend_source():
-        advice = f"Install the course's environment: {_INSTALL[name]}."
+        advice = (f"Install the course's environment: {_INSTALL[name]}. If pip finds no TensorFlow for "
+                  f"this Python ({platform.python_version()}), Keras also runs on PyTorch or JAX: see "
+                  "Troubleshooting in the course's README.")
     else:
         advice = (
             f"Keras is set to use it ({_chosen_by()}): install it into this environment "
-            f"({_INSTALL[name]}), or choose another backend (unset KERAS_BACKEND for the "
+            f"({_INSTALL[name]}) or choose another backend (unset KERAS_BACKEND for the "
             "course's default, TensorFlow)."
         )
     lines = [python, f"{_label(name)}cannot be imported ({exc}). {advice}"]
