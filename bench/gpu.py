@@ -10,8 +10,8 @@ that defines ``build_project_model`` / ``train_project_model`` (grade_id
 comes from ``data/mnist.npz`` through ``dlcourse.data``; nothing imports TensorFlow
 unless the backend is TensorFlow, and every run reports whether it was imported.
 
-Recipes: ``gpu`` is the section's ``fast_gpu_fit`` (batches of 1,024, 3 epochs,
-mixed precision and compilation as ``dlc.training.fast_fit_options()`` chooses);
+Recipes: ``gpu`` is the section's ``fast_gpu_fit`` (its defaults: batches of 256,
+4 epochs; mixed precision and compilation as ``dlc.training.fast_fit_options()`` chooses);
 ``plain`` is the reference ``train_project_model`` (batches of 128, 5 epochs).
 
     python -m bench --only gpu                        JAX and PyTorch, GPU and CPU, all of MNIST
@@ -25,8 +25,10 @@ import argparse
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -34,6 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "solutions" / "06_mnist_project" / "06b_project.ipynb"
 LABELS = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 RESULT = "BENCH-GPU-RESULT "
+HEADER = "BENCH-GPU-HEADER "
+PROGRESS = re.compile(r"epoch (\d+), ([\d.]+) s of training, test accuracy ([\d.]+)%")
 
 
 # --- inside one run ------------------------------------------------------------------
@@ -58,6 +62,12 @@ def notebook_code(namespace: dict, notebook: Path = NOTEBOOK) -> dict:
     for cell in (project[0], recipe[0]):
         exec(compile(source(cell), f"{notebook.name}:{cell.get('id', '?')}", "exec"), namespace)
     return namespace
+
+
+def parse_progress(line: str) -> dict | None:
+    """A worker's per-epoch line back as ``{"epoch", "seconds", "accuracy"}`` (None if it is not one)."""
+    m = PROGRESS.search(line)
+    return {"epoch": int(m.group(1)), "seconds": float(m.group(2)), "accuracy": float(m.group(3)) / 100} if m else None
 
 
 def _pin_cpu(cores: int) -> None:
@@ -112,8 +122,11 @@ def worker(args) -> dict:
 
     ns = notebook_code({"keras": keras, "np": np, "dlc": dlc})
     fast = ns["fast"]
+    defaults = ns["fast_gpu_fit"].__defaults__  # (epochs, batch_size, peak_lr, callbacks)
     result.update(policy=fast.policy if args.recipe == "gpu" else "float32",
-                  jit_compile=fast.jit_compile if args.recipe == "gpu" else "auto")
+                  jit_compile=fast.jit_compile if args.recipe == "gpu" else "auto",
+                  batch_size=args.batch_size or (defaults[1] if args.recipe == "gpu" else 128))
+    print(HEADER + json.dumps(result), flush=True)  # what a stopped run still reports
     log = []
 
     class TestAccuracy(keras.callbacks.Callback):
@@ -130,12 +143,12 @@ def worker(args) -> dict:
             accuracy = float(np.mean(np.asarray(probs).argmax(1) == y_test))
             self.evaluating += time.perf_counter() - t
             log.append({"epoch": epoch + 1, "seconds": trained, "accuracy": accuracy})
-            print(f"  {result['backend']} {args.device} {args.recipe}: epoch {epoch + 1}, {trained:.2f} s of training, "
+            print(f"  {result['backend']} {args.device} {args.recipe}: epoch {epoch + 1}, {trained:.3f} s of training, "
                   f"test accuracy {accuracy:.2%}", file=sys.stderr, flush=True)
 
     keras.utils.set_random_seed(0)
     if args.recipe == "gpu":
-        kwargs = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size)) if v}
+        kwargs = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("peak_lr", args.peak_lr)) if v}
         model = ns["fast_gpu_fit"](ns["build_project_model"], x_train, y_train, callbacks=[TestAccuracy()], **kwargs)
     else:
         model = ns["build_project_model"]()
@@ -143,7 +156,6 @@ def worker(args) -> dict:
         model.fit = lambda *a, **kw: original_fit(*a, **{**kw, "callbacks": [TestAccuracy()],
                                                           **({"epochs": args.epochs} if args.epochs else {})})
         ns["train_project_model"](model, x_train, y_train)
-    result["batch_size"] = args.batch_size or (1024 if args.recipe == "gpu" else 128)
     result["params"] = int(model.count_params())
     result["epochs"] = log
     result["output_dtype"] = str(keras.backend.standardize_dtype(model(x_test[:2], training=False).dtype))
@@ -167,27 +179,49 @@ def _env(backend: str, device: str) -> dict:
 
 def run_one(backend: str, device: str, recipe: str, *, train=None, epochs=None, batch_size=None,
             cpu_cores=2, timeout=300) -> dict:
-    """Start one worker process and return its result (``{"error": ...}`` when it failed)."""
+    """Start one worker process and return its result (``{"error": ...}`` when it failed).
+
+    The worker's per-epoch lines are passed on to stderr as they come, so a long run shows
+    its progress; after ``timeout`` seconds it is stopped.
+    """
     cmd = [sys.executable, "-m", "bench.gpu", "--worker", "--backend", backend, "--device", device,
            "--recipe", recipe, "--cpu-cores", str(cpu_cores)]
     for flag, value in (("--train", train), ("--epochs", epochs), ("--batch-size", batch_size)):
         if value:
             cmd += [flag, str(value)]
     start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(backend, device), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, bufsize=1)
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    result, header, tail, progress = None, None, [], []
     try:
-        done = subprocess.run(cmd, cwd=ROOT, env=_env(backend, device), capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        return {"backend": backend, "device": device, "recipe": recipe, "error": f"timed out after {timeout} s",
-                }
-    sys.stderr.write(done.stderr[-4000:] if done.returncode else "".join(
-        line + "\n" for line in done.stderr.splitlines() if line.startswith("  ")))
-    for line in done.stdout.splitlines():
-        if line.startswith(RESULT):
-            result = json.loads(line[len(RESULT):])
-            result["process_seconds"] = time.perf_counter() - start
-            return result
-    return {"backend": backend, "device": device, "recipe": recipe,
-            "error": f"exit status {done.returncode}: {(done.stderr.strip().splitlines() or ['no output'])[-1]}"}
+        for line in proc.stdout:
+            if line.startswith(RESULT):
+                result = json.loads(line[len(RESULT):])
+            elif line.startswith(HEADER):
+                header = json.loads(line[len(HEADER):])
+            elif line.startswith("  "):  # the worker's own per-epoch line
+                progress.append(line.strip())
+                print(line, end="", file=sys.stderr, flush=True)
+            else:
+                tail = (tail + [line.rstrip()])[-40:]
+        proc.wait()
+    finally:
+        timer.cancel()
+    base = {"backend": backend, "device": device, "recipe": recipe}
+    if result is not None:
+        result["process_seconds"] = time.perf_counter() - start
+        return result
+    if time.perf_counter() - start >= timeout:
+        epochs = [parse_progress(p) for p in progress]
+        epochs = [e for e in epochs if e]
+        if epochs:  # keep what it measured before it was stopped
+            return {**base, **(header or {}), "epochs": epochs, "stopped": f"stopped after {timeout} s"}
+        return {**base, "error": f"stopped after {timeout} s"}
+    print("\n".join(tail), file=sys.stderr)
+    last = next((t for t in reversed(tail) if t.strip()), "no output")
+    return {**base, "error": f"exit status {proc.returncode}: {last}"}
 
 
 def summarize(r: dict, target: float = 0.99) -> dict:
@@ -229,6 +263,8 @@ def rows_for(results: list[dict], target: float = 0.99) -> list[tuple[str, str]]
             label = f"MNIST reference, {LABELS.get(r['backend'], r['backend'])}"
             if r["device"] != "-":
                 label += f" on {r['device'].upper()}, {r['recipe']} recipe"
+            if r.get("batch_size"):
+                label += f", batch {r['batch_size']}"
             rows.append((label, f"not measured: {r.get('error') or r.get('skipped')}"))
             continue
         s = summarize(r, target)
@@ -237,11 +273,14 @@ def rows_for(results: list[dict], target: float = 0.99) -> list[tuple[str, str]]
         rate = (f"{s['epochs_per_s']:.2f} epochs/s after the first epoch ({s['first_epoch_s']:.1f} s)" if s["steady"]
                 else f"{s['epochs_per_s']:.2f} epochs/s (one epoch, compilation included)")
         tf_note = "; imported TensorFlow" if r.get("tensorflow_imported") and r["backend"] != "tensorflow" else ""
+        tf_note += f"; {r['stopped']}" if r.get("stopped") else ""
         rows.append((_what(r), f"test accuracy {s['final']:.2%} after {s['epochs']} epochs; {reached}; {rate}; "
-                               f"output {r.get('output_dtype')}{tf_note}"))
+                               f"output {r.get('output_dtype', '?')}{tf_note}"))
     for backend in dict.fromkeys(r["backend"] for r in results):
-        pair = {r["device"]: summarize(r, target) for r in results
-                if r["backend"] == backend and r["recipe"] == "gpu" and r.get("epochs")}
+        cpu = [r for r in results if r["backend"] == backend and r["recipe"] == "gpu" and r["device"] == "cpu" and r.get("epochs")]
+        gpu = [r for r in results if r["backend"] == backend and r["recipe"] == "gpu" and r["device"] == "gpu" and r.get("epochs")
+               and cpu and r.get("batch_size") == cpu[0].get("batch_size")]
+        pair = {"cpu": summarize(cpu[0], target), "gpu": summarize(gpu[0], target)} if cpu and gpu else {}
         if "gpu" in pair and "cpu" in pair:
             g, c = pair["gpu"], pair["cpu"]
             text = f"{g['epochs_per_s'] / c['epochs_per_s']:.0f}x the epochs per second"
@@ -251,12 +290,32 @@ def rows_for(results: list[dict], target: float = 0.99) -> list[tuple[str, str]]
     return rows
 
 
-def bench_gpu(backends=("jax", "torch"), devices=("gpu", "cpu"), recipes=("gpu", "plain"), *, train=None,
-              epochs=None, batch_size=None, cpu_cores=2, budget_s=480, target=0.99) -> list[tuple[str, str]]:
-    """Every (device, backend, recipe) run that fits in ``budget_s`` seconds, GPU runs first; the plain recipe on the GPU only.
+def plan(backends, devices, recipes, extra_batch_sizes=()) -> list[tuple[str, str, str, int | None]]:
+    """The runs, most wanted first: (backend, device, recipe, batch size or None for the recipe's own).
 
-    Backends that are not installed get a row saying so.  Runs that would start after
-    the budget is spent get a "not measured: out of time" row.
+    1. the GPU recipe on the GPU, per backend; 2. the same on the CPU, for the ratio; 3. the
+    plain recipe on the GPU; 4. the GPU recipe on the GPU with each of ``extra_batch_sizes``.
+    The plain recipe on the CPU runs only when no GPU run is asked for (the ``mnist``
+    benchmark measures it with TensorFlow).
+    """
+    runs = []
+    if "gpu" in recipes:
+        runs += [(b, d, "gpu", None) for d in ("gpu", "cpu") if d in devices for b in backends]
+    if "plain" in recipes:
+        runs += [(b, d, "plain", None) for d in devices for b in backends if d == "gpu" or "gpu" not in devices]
+    if "gpu" in recipes and "gpu" in devices:
+        runs += [(b, "gpu", "gpu", size) for size in extra_batch_sizes for b in backends]
+    return runs
+
+
+def bench_gpu(backends=("jax", "torch"), devices=("gpu", "cpu"), recipes=("gpu", "plain"), *, train=None,
+              epochs=None, batch_size=None, extra_batch_sizes=(512, 1024), cpu_cores=2, budget_s=480,
+              run_limit_s=240, target=0.99) -> list[tuple[str, str]]:
+    """Run ``plan(...)`` while ``budget_s`` seconds last, each run for at most ``run_limit_s``; return the table rows.
+
+    Backends that are not installed get a row saying so; runs that would start after the
+    budget is spent get a "not measured: out of time" row; a run stopped at its limit
+    keeps the epochs it finished.
     """
     start = time.perf_counter()
     results = []
@@ -266,19 +325,17 @@ def bench_gpu(backends=("jax", "torch"), devices=("gpu", "cpu"), recipes=("gpu",
             results.append({"backend": backend, "device": "-", "recipe": "-", "error": f"{backend} is not installed"})
         else:
             installed.append(backend)
-    for device in devices:  # all GPU runs first: they are what this benchmark is for
-        for backend in installed:
-            for recipe in recipes:
-                if recipe == "plain" and device == "cpu" and "gpu" in devices:
-                    continue  # the plain recipe on the CPU is the `mnist` benchmark's reference row
-                left = budget_s - (time.perf_counter() - start)
-                if left < 30:
-                    results.append({"backend": backend, "device": device, "recipe": recipe,
-                                    "error": f"out of time (budget {budget_s} s)"})
-                    continue
-                print(f"bench gpu: {backend} on {device}, {recipe} recipe ...", file=sys.stderr, flush=True)
-                results.append(run_one(backend, device, recipe, train=train, epochs=epochs, batch_size=batch_size,
-                                       cpu_cores=cpu_cores, timeout=int(min(left, 300))))
+    for backend, device, recipe, size in plan(installed, devices, recipes, extra_batch_sizes):
+        size = size or batch_size
+        left = budget_s - (time.perf_counter() - start)
+        if left < 30:
+            results.append({"backend": backend, "device": device, "recipe": recipe, "batch_size": size,
+                            "error": f"out of time (budget {budget_s} s)"})
+            continue
+        print(f"bench gpu: {backend} on {device}, {recipe} recipe" + (f", batch {size}" if size else "") + " ...",
+              file=sys.stderr, flush=True)
+        results.append(run_one(backend, device, recipe, train=train, epochs=epochs, batch_size=size,
+                               cpu_cores=cpu_cores, timeout=int(min(left, run_limit_s))))
     return rows_for(results, target)
 
 
@@ -294,16 +351,21 @@ def main(argv=None) -> int:
     parser.add_argument("--train", type=int, help="train on the first N training images only (a quick run)")
     parser.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
     parser.add_argument("--batch-size", type=int, help="override the GPU recipe's batch size")
+    parser.add_argument("--peak-lr", type=float, help="override the GPU recipe's peak learning rate")
     parser.add_argument("--cpu-cores", type=int, default=2, help="cores a CPU run may use (default 2)")
+    parser.add_argument("--extra-batch-sizes", default="512,1024",
+                        help="GPU recipe on the GPU also with these batch sizes, last (default 512,1024; '' for none)")
     parser.add_argument("--budget", type=int, default=480, help="seconds for all runs together (default 480)")
+    parser.add_argument("--run-limit", type=int, default=240, help="seconds for one run at most (default 240)")
     parser.add_argument("--target", type=float, default=0.99, help="test accuracy to time (default 0.99)")
     args = parser.parse_args(argv)
     if args.worker:
         print(RESULT + json.dumps(worker(args)), flush=True)
         return 0
+    extra = [int(b) for b in args.extra_batch_sizes.split(",") if b.strip()]
     rows = bench_gpu(args.backends.split(","), args.devices.split(","), args.recipes.split(","), train=args.train,
-                     epochs=args.epochs, batch_size=args.batch_size, cpu_cores=args.cpu_cores,
-                     budget_s=args.budget, target=args.target)
+                     epochs=args.epochs, batch_size=args.batch_size, extra_batch_sizes=extra, cpu_cores=args.cpu_cores,
+                     budget_s=args.budget, run_limit_s=args.run_limit, target=args.target)
     for k, v in rows:
         print(f"| {k} | {v} |")
     return 0

@@ -137,9 +137,8 @@ def fast_fit_options(found: list | None = None) -> FastFitOptions:
       where tensor cores run float16 much faster; float32 elsewhere (slower in float16).
     - Compilation: what Keras's ``jit_compile="auto"`` would pick, made explicit: XLA on
       a TensorFlow GPU and not on its CPU (where it made the course's training slower);
-      always on JAX (JAX compiles every step; uncompiled it runs op by op, far slower);
-      off on PyTorch, where ``True`` means ``torch.compile``, whose compilation costs
-      more than a few epochs of a small model can win back.
+      always on JAX (JAX compiles every step; uncompiled it runs op by op); off on
+      PyTorch, as "auto" does there (``True`` would mean ``torch.compile``).
     - Input: a ``tf.data`` pipeline on TensorFlow, the arrays as they are on JAX and
       PyTorch (Keras's loader there moves each batch to the device).
     """
@@ -176,8 +175,8 @@ def fast_fit_options(found: list | None = None) -> FastFitOptions:
         reasons.append("arrays: Keras batches the NumPy arrays and copies each batch to the device")
     else:
         jit, pipeline = False, "arrays"
-        reasons.append("jit_compile=False: PyTorch runs eagerly (True would mean torch.compile, "
-                       "whose compile time a short run does not win back)")
+        reasons.append("jit_compile=False: PyTorch runs eagerly, as Keras's \"auto\" does (True would "
+                       "mean torch.compile, which compiles first: measure before switching it on)")
         reasons.append("arrays: Keras batches the NumPy arrays and copies each batch to the device")
     return FastFitOptions(backend=name, device=where, on_gpu=gpu is not None, policy=policy,
                           jit_compile=jit, pipeline=pipeline, reasons=tuple(reasons))

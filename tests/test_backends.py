@@ -70,7 +70,8 @@ def test_gpu_bench_runs_here_on_the_cpu():
     """`python -m bench --only gpu` in small: no GPU here, so the GPU run says why, and the CPU run measures."""
     backend = _quick_backend()
     done = _run(["-m", "bench.gpu", "--backends", backend, "--devices", "gpu,cpu", "--recipes", "gpu",
-                 "--train", "2000", "--epochs", "2", "--budget", "600"], backend)
+                 "--extra-batch-sizes", "", "--train", "2000", "--epochs", "2", "--budget", "600", "--run-limit", "600"],
+                backend)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
     label = bench_gpu.LABELS[backend]
@@ -105,12 +106,14 @@ def test_bench_summary_times_the_target_and_the_steady_rate():
 
 def test_bench_rows_name_the_gpu_and_the_ratio():
     rows = dict(bench_gpu.rows_for([
+        _result("jax", "gpu", [1.0, 1.5], [0.99, 0.995], batch_size=256),  # a sweep run: not the one compared
         _result("jax", "gpu", [4.0, 4.5, 5.0], [0.985, 0.991, 0.993]),
         _result("jax", "cpu", [20.0, 40.0, 60.0], [0.98, 0.989, 0.992]),
         {"backend": "torch", "device": "-", "recipe": "-", "error": "torch is not installed"},
     ]))
     assert rows["GPU"] == "NVIDIA H200, 140.4 GiB, compute capability 9.0, driver 580.1"
-    gpu_row = next(v for k, v in rows.items() if "JAX 1.0 on NVIDIA H200" in k)
+    gpu_row = next(v for k, v in rows.items() if "JAX 1.0 on NVIDIA H200" in k and "batch 1024" in k)
+    assert any("batch 256" in k for k in rows)
     assert "99.0% after 4.5 s of training (epoch 2" in gpu_row and "2.00 epochs/s after the first epoch (4.0 s)" in gpu_row
     cpu_row = next(v for k, v in rows.items() if "on CPU, 2 cores" in k)
     assert "99.0% after 60.0 s" in cpu_row and "0.05 epochs/s" in cpu_row
@@ -121,3 +124,28 @@ def test_bench_rows_name_the_gpu_and_the_ratio():
 def test_bench_flags_a_run_that_imported_tensorflow():
     rows = bench_gpu.rows_for([_result("torch", "gpu", [1.0, 2.0], [0.99, 0.99], tensorflow_imported=True)])
     assert any("imported TensorFlow" in v for _, v in rows)
+
+
+def test_bench_stops_a_run_past_its_time():
+    r = bench_gpu.run_one(_quick_backend(), "cpu", "gpu", train=500, epochs=1, timeout=1)
+    assert r["error"].startswith("stopped after 1 s"), r
+
+
+def test_bench_names_a_backend_that_is_not_installed():
+    rows = bench_gpu.bench_gpu(["no_such_backend"], ["gpu"], ["gpu"], budget_s=60)
+    assert rows == [("MNIST reference, no_such_backend", "not measured: no_such_backend is not installed")]
+
+
+def test_bench_plan_measures_what_matters_first():
+    runs = bench_gpu.plan(["jax", "torch"], ["gpu", "cpu"], ["gpu", "plain"], extra_batch_sizes=[256])
+    assert runs == [("jax", "gpu", "gpu", None), ("torch", "gpu", "gpu", None),
+                    ("jax", "cpu", "gpu", None), ("torch", "cpu", "gpu", None),
+                    ("jax", "gpu", "plain", None), ("torch", "gpu", "plain", None),
+                    ("jax", "gpu", "gpu", 256), ("torch", "gpu", "gpu", 256)]
+    assert bench_gpu.plan(["jax"], ["cpu"], ["plain"]) == [("jax", "cpu", "plain", None)]
+
+
+def test_bench_reads_back_a_stopped_runs_epochs():
+    line = "  jax cpu gpu: epoch 2, 55.204 s of training, test accuracy 98.91%"
+    assert bench_gpu.parse_progress(line) == {"epoch": 2, "seconds": 55.204, "accuracy": pytest.approx(0.9891)}
+    assert bench_gpu.parse_progress("Epoch 2/3") is None
