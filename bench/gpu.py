@@ -107,6 +107,7 @@ def worker(args) -> dict:
         "gpu": None,
         "cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "train_images": len(x_train),
+        "batch_size": args.batch_size,  # None: the recipe's own, filled in below
     }
     if args.device == "gpu":
         if not found:
@@ -201,7 +202,7 @@ def run_one(backend: str, device: str, recipe: str, *, train=None, epochs=None, 
                 result = json.loads(line[len(RESULT):])
             elif line.startswith(HEADER):
                 header = json.loads(line[len(HEADER):])
-            elif line.startswith("  "):  # the worker's own per-epoch line
+            elif parse_progress(line):  # the worker's own per-epoch line
                 progress.append(line.strip())
                 print(line, end="", file=sys.stderr, flush=True)
             else:
@@ -269,12 +270,13 @@ def rows_for(results: list[dict], target: float = 0.99) -> list[tuple[str, str]]
             continue
         s = summarize(r, target)
         reached = (f"{target:.1%} after {s['to_target_s']:.1f} s of training (epoch {s['to_target_epoch']}, compilation included)"
-                   if s["to_target_s"] is not None else f"{target:.1%} not reached in {s['epochs']} epoch(s)")
+                   if s["to_target_s"] is not None else f"{target:.1%} not reached")
         rate = (f"{s['epochs_per_s']:.2f} epochs/s after the first epoch ({s['first_epoch_s']:.1f} s)" if s["steady"]
                 else f"{s['epochs_per_s']:.2f} epochs/s (one epoch, compilation included)")
         tf_note = "; imported TensorFlow" if r.get("tensorflow_imported") and r["backend"] != "tensorflow" else ""
         tf_note += f"; {r['stopped']}" if r.get("stopped") else ""
-        rows.append((_what(r), f"test accuracy {s['final']:.2%} after {s['epochs']} epochs; {reached}; {rate}; "
+        epochs = f"{s['epochs']} epoch" + ("s" if s["epochs"] != 1 else "")
+        rows.append((_what(r), f"test accuracy {s['final']:.2%} after {epochs}; {reached}; {rate}; "
                                f"output {r.get('output_dtype', '?')}{tf_note}"))
     for backend in dict.fromkeys(r["backend"] for r in results):
         cpu = [r for r in results if r["backend"] == backend and r["recipe"] == "gpu" and r["device"] == "cpu" and r.get("epochs")]
