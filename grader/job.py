@@ -86,8 +86,29 @@ class Result:
         """``graded``, ``graded; <what happened>`` or ``<why it was not graded>``; review notes last."""
         parts = (["graded"] if self.graded else []) + self.problems + self.notes
         if self.review:
-            parts.append("review: " + ", ".join(dict.fromkeys(self.review)))
+            parts.append("review: " + review_summary(self.review))
         return "; ".join(dict.fromkeys(parts)) or "not graded"
+
+
+def review_summary(notes: list[str], cells_shown: int = 3) -> str:
+    """Review notes grouped by what was seen: ``X (cells #2, conv2d and 4 more)``."""
+    grouped: dict[str, list[str]] = {}
+    for note in notes:
+        what, _, where = note.rpartition(" (cell ")
+        if not what:
+            what, where = note, ""
+        cells = grouped.setdefault(what, [])
+        where = where.rstrip(")")
+        if where and where not in cells:
+            cells.append(where)
+    out = []
+    for what, cells in grouped.items():
+        if not cells:
+            out.append(what)
+            continue
+        shown = ", ".join(cells[:cells_shown]) + (f" and {len(cells) - cells_shown} more" if len(cells) > cells_shown else "")
+        out.append(f"{what} (cell{'s' if len(cells) > 1 else ''} {shown})")
+    return ", ".join(out)
 
 
 def grade_one(sub: Submission, settings: Settings) -> Result:
@@ -224,6 +245,9 @@ def _run(sub: Submission, settings: Settings, course_dir: Path, runtime: Path, j
                 ename, evalue = (test.get("error") or ["NotReached", test.get("not_reached") or "not run"])[:2]
                 result.failures[gid] = f"{ename}: {evalue}" if evalue else str(ename)
     if result.graded:
+        notes = result.problems + result.notes + (["review: " + review_summary(result.review)]
+                                                  if result.review else [])
+        (job / "feedback_notes.json").write_text(json.dumps(notes), encoding="utf-8")
         remaining = deadline - time.monotonic()
         _nbgrader(["generate_feedback", settings.assignment, "--student", sub.student_id, "--force"], course_dir, env,
                   log_path, limit=max(remaining, 30))

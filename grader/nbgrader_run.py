@@ -11,7 +11,7 @@ import resource
 import sys
 
 MEMORY = int(os.environ.get("DLCOURSE_HOST_MEMORY", 4 << 30))  # address space of this process
-FILE_SIZE = int(os.environ.get("DLCOURSE_HOST_FILE_SIZE", 256 << 20))  # largest file it writes
+FILE_SIZE = int(os.environ.get("DLCOURSE_HOST_FILE_SIZE", 64 << 20))  # largest file it writes
 
 
 def main() -> None:
