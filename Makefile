@@ -37,7 +37,7 @@ help:
 	@echo "make lessons    regenerate lessons/ from solutions/ (instructors)"
 	@echo "make check      solutions pass, lessons fail, lessons in sync"
 	@echo "make bench      run the benchmarks and update bench/README.md"
-	@echo "make screenshots  redraw docs/images/ from the visualizers in Chromium"
+	@echo "make screenshots  redraw docs/images/ (visualizers, class report) in Chromium"
 	@echo "make lock       re-resolve $(LOCK) from pyproject.toml, keeping the tested versions that still fit"
 	@echo "make lock-upgrade  the same, taking the newest versions (then run make test)"
 	@echo "make clean      remove .venv and generated files"

@@ -246,6 +246,11 @@ def _e(value) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _lines(notes: list[str], shown: int = 8) -> str:
+    more = f"<br><span class=\"muted\">and {len(notes) - shown} more</span>" if len(notes) > shown else ""
+    return "<br>".join(_e(n) for n in notes[:shown]) + more
+
+
 def _points(points: float) -> str:
     return f"{points:g} point{'' if points == 1 else 's'}"
 
@@ -322,7 +327,9 @@ def render(klass: ClassResults, generated: datetime | None = None) -> str:
             rows.append([str(sum(g[0] for g in rest)), f'<span class="muted">{len(rest)} other message(s)</span>', ""])
         parts.append(f"<h3><code>{_e(gid)}</code> ({_points(points)}): {failed} of {len(graded)} without all points</h3>"
                      + _table(["students", "message", "who"], rows, {0}, cls="fail"))
-    if not any_failure:
+    if not graded:
+        parts.append('<p class="bad">No submission could be graded: see "Needs a look".</p>')
+    elif not any_failure:
         parts.append('<p class="ok">Every graded submission passed every test.</p>')
     parts.append("</section>")
 
@@ -332,7 +339,7 @@ def render(klass: ClassResults, generated: datetime | None = None) -> str:
                      '<p class="muted">Code that reached into the grading machinery. It never earns points, '
                      "but it is worth a conversation.</p>"
                      + _table(["student", "score", "what"], [
-                         [_e(s.label), f"{s.score:g}", "<br>".join(_e(r) for r in dict.fromkeys(s.review))]
+                         [_e(s.label), f"{s.score:g}", _lines(list(dict.fromkeys(s.review)))]
                          for s in review], {1}))
     if troubled:
         parts.append("<h3>Not graded, or graded with problems</h3>"

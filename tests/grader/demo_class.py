@@ -2,8 +2,8 @@
 
     PYTHONPATH=. .venv/bin/python -m tests.grader.demo_class [DEST]
 
-builds the zip (eleven students: the solution, the blank lesson, partial work, five common bugs,
-a cell that never ends, a cheat), grades it with ``grader.autograde`` and keeps what the class
+builds the zip (eleven students: the solution, the blank lesson, partial work, five common bugs
+among six students, a cell that never ends, a cheat), grades it with ``grader.autograde`` and keeps what the class
 report is written from, ``grades.csv`` and ``results.jsonl``, in DEST (default
 ``tests/grader/data/demo_class/``).  The browser test that draws docs/images/class_report.png
 writes its report from that recording.  Grading takes about ten minutes on 2 busy cores.

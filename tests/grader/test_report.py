@@ -90,3 +90,20 @@ def test_the_report_command_rewrites_the_page(out):
     missing = subprocess.run([sys.executable, "-m", "grader", "report", str(out / "nowhere")], cwd=course.ROOT,
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "no grades.csv" in missing.stderr
+
+
+def test_a_class_where_nothing_was_graded_still_gets_its_report(tmp_path):
+    from grader.job import Result
+    from grader.results import Publisher
+
+    from tests.grader.outputs import POINTS, settings
+
+    broken = [Result(f"s{i}", f"s{i}", dict.fromkeys(POINTS, 0.0), problems=["not a notebook: the file is empty"])
+              for i in range(3)]
+    publisher = Publisher(tmp_path, settings(tmp_path))
+    for r in broken:
+        publisher.add(r)
+    publisher.finish(broken)
+    page = report.write(tmp_path).read_text(encoding="utf-8")
+    assert page.count("<svg") == 3 and page.count("not a notebook: the file is empty") >= 3
+    assert "No submission could be graded" in page and "passed every test" not in page
