@@ -129,5 +129,6 @@ def write_manifest(path: Path, subs: list[Submission], archive: Path | None = No
                 path_ = s.files[name]
                 same = path_.is_file() and not path_.is_symlink() and sha256(path_) == digest
                 unchanged &= same
-                w.writerow([cell(s.student_id), cell(path_.name if name == "?" else name), digest, "yes" if same else "NO"])
+                shown = path_.name if name == "?" or s.lms else name  # a platform's file keeps its own long name
+                w.writerow([cell(s.student_id), cell(shown), digest, "yes" if same else "NO"])
     return unchanged

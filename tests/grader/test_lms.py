@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from grader import course, lms
-from grader.submissions import collect, match_notebooks, safe_id
+from grader.results import write_manifest
+from grader.submissions import collect, match_notebooks, safe_id, sha256
 
 LESSON = "02_conv_pool_arithmetic"
 NB = f"{LESSON}.ipynb"
@@ -89,6 +90,9 @@ def test_a_canvas_download_becomes_one_submission_per_student(tmp_path, utf8_fla
     assert any("smithbob_34567_text.html" in s for s in skipped)
     chosen, _ = match_notebooks(jurgen, {NB: {"test_conv2d"}})
     assert chosen[NB][1]["cells"], "the notebook is read under its own name"
+    assert write_manifest(tmp_path / "submissions.csv", subs, archive, sha256(archive))
+    listed = (tmp_path / "submissions.csv").read_text(encoding="utf-8")
+    assert "müllerjürgen_LATE_23456_78902_mnist_model-1.keras" in listed  # the file as it came, to find it again
 
 
 def test_a_moodle_download_becomes_one_submission_per_participant(tmp_path):
