@@ -212,17 +212,20 @@ def _config(settings: Settings, course_dir: Path, runtime: Path, job: Path, dead
 
 def _run(sub: Submission, settings: Settings, course_dir: Path, runtime: Path, job: Path, result: Result,
          deadline: float) -> None:
-    """nbgrader autograde, then generate_feedback, within the submission's wall clock."""
+    """nbgrader autograde, then generate_feedback (one process), within the submission's wall clock."""
     env = _nbgrader_env(settings, runtime, job)
     log_path = job / "nbgrader.log"
     # Cells start only until the deadline minus the feedback's share; the process is killed at the deadline.
     (job / "deadline").write_text(str(time.time() + max(10, deadline - time.monotonic() - FEEDBACK_RESERVE)))
-    rc = _nbgrader(["autograde", settings.assignment, "--student", sub.student_id, "--force"], course_dir, env,
-                   log_path, limit=deadline - time.monotonic())
+    (job / "feedback_notes.json").write_text(json.dumps(result.notes + (
+        ["review: " + review_summary(result.review)] if result.review else [])), encoding="utf-8")
+    student = ["--student", sub.student_id, "--force"]
+    rc = _nbgrader(["autograde", settings.assignment, *student, "--then", "generate_feedback", settings.assignment,
+                    *student], course_dir, env, log_path, limit=deadline - time.monotonic())
     if rc is None:
         result.problems.append(f"stopped at the {settings.wall_clock} s limit per submission")
     report = _read_report(job / "report.jsonl")
-    if rc is not None and {nb["notebook"] for nb in report} != {t for t in expected_notebooks(settings, course_dir, sub)}:
+    if rc is not None and {nb["notebook"] for nb in report} != set(expected_notebooks(settings, course_dir, sub)):
         # nbgrader ran without the referee (a broken configuration): its scores must not count.
         result.problems.append("grader error: the notebooks were not run by the referee (see the log); no points given")
         result.log = _tail(log_path)
@@ -245,12 +248,6 @@ def _run(sub: Submission, settings: Settings, course_dir: Path, runtime: Path, j
                 ename, evalue = (test.get("error") or ["NotReached", test.get("not_reached") or "not run"])[:2]
                 result.failures[gid] = f"{ename}: {evalue}" if evalue else str(ename)
     if result.graded:
-        notes = result.problems + result.notes + (["review: " + review_summary(result.review)]
-                                                  if result.review else [])
-        (job / "feedback_notes.json").write_text(json.dumps(notes), encoding="utf-8")
-        remaining = deadline - time.monotonic()
-        _nbgrader(["generate_feedback", settings.assignment, "--student", sub.student_id, "--force"], course_dir, env,
-                  log_path, limit=max(remaining, 30))
         feedback = course_dir / "feedback" / sub.student_id / settings.assignment
         for html in sorted(feedback.glob("*.html")) if feedback.is_dir() else []:
             if html.is_file() and not html.is_symlink():

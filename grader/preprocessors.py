@@ -395,12 +395,24 @@ class FeedbackSafety(NbGraderPreprocessor):
 
     note = Unicode("# (the hidden tests of this cell ran in the grader; their code is not shown)\n").tag(config=True)
     notes_file = Unicode("", help="JSON list of the grader's notes on this submission, shown first").tag(config=True)
+    report_file = Unicode("", help="RefereedExecute's report: its problems and findings are shown too").tag(config=True)
 
     def preprocess(self, nb, resources):
         nb.metadata.pop("widgets", None)
         self.sanitizer = SanitizeHTML(parent=self)
         notes = json.loads(Path(self.notes_file).read_text(encoding="utf-8")) if self.notes_file and \
             Path(self.notes_file).is_file() else []
+        name = (resources or {}).get("unique_key", "") + ".ipynb"
+        if self.report_file and Path(self.report_file).is_file():
+            from .job import review_summary
+
+            for line in Path(self.report_file).read_text(encoding="utf-8").splitlines():
+                report = json.loads(line)
+                if report.get("notebook") == name:
+                    notes += report["problems"]
+                    if report["findings"]:
+                        notes.append("review: " + review_summary([f"{what} (cell {where})"
+                                                                  for where, what in report["findings"]]))
         if notes:
             text = "**Notes from the grader**\n\n" + "\n".join(f"- {_escape_markdown(n)}" for n in notes)
             nb.cells.insert(0, NotebookNode(cell_type="markdown", metadata={}, source=text, id="grader-notes"))
