@@ -674,7 +674,7 @@ def draw_lstm_cell(ax, annotations: dict[str, str] | None = None, fontsize: floa
         patch.set_gid(f"node:{name}")
         ax.add_patch(patch)
         ax.text(x, y, fn, ha="center", va="center", fontsize=fontsize + 1, weight="bold", zorder=5)
-        ax.text(x - 0.1, y - 0.38, label, ha="right", va="top", fontsize=fontsize, zorder=5)
+        ax.text(x - 0.56, y, label, ha="right", va="center", fontsize=fontsize + 1, zorder=5)
 
     ax.add_patch(FancyBboxPatch((0.7, 0.9), 8.6, 7.5, boxstyle="round,pad=0.15", fc="#f4f8fc", ec="0.55", zorder=0))
     cell_lw = 2.6
