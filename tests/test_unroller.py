@@ -7,6 +7,8 @@ keras = pytest.importorskip("keras")
 
 from dlcourse.widgets import unroller as un  # noqa: E402
 
+LESSONS = ("04_rnn_lstm",)  # pytest -m lesson04 selects these tests
+
 
 @pytest.fixture(scope="module")
 def layer():
