@@ -34,8 +34,12 @@ def lessons_of(item) -> set[str]:
     """The lessons a test belongs to: named in its id (a notebook path, a parameter) or by its module's LESSONS."""
     found = {folder[:2] for folder in LESSON_FOLDERS if folder in item.nodeid}
     module = getattr(item, "module", None)
-    for folder in getattr(module, "LESSONS", ()) or ((getattr(module, "LESSON", None),) if getattr(module, "LESSON", None) else ()):
-        found.add(str(folder)[:2])
+    if found:  # a parametrized test names its own lesson
+        return found
+    named = getattr(module, "LESSONS", None) or (getattr(module, "LESSON", None),)
+    for value in named:
+        # LESSON may be a folder name or a path into one: keep only what names a lesson.
+        found.update(folder[:2] for folder in LESSON_FOLDERS if value is not None and folder in str(value))
     return found
 
 
