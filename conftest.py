@@ -19,15 +19,36 @@ sys.path.insert(0, str(ROOT))  # for `import grader` and `import bench`
 _notebook_seconds: dict[str, float] = collections.defaultdict(float)
 
 
+LESSON_FOLDERS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir() and p.name[:2].isdigit())
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "notebooks: executes notebooks (slow)")
+    for folder in LESSON_FOLDERS:
+        config.addinivalue_line("markers", f"lesson{folder[:2]}: the checks of lesson {folder} (its notebooks, "
+                                           "exercises, widget and browser checks)")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def lessons_of(item) -> set[str]:
+    """The lessons a test belongs to: named in its id (a notebook path, a parameter) or by its module's LESSONS."""
+    found = {folder[:2] for folder in LESSON_FOLDERS if folder in item.nodeid}
+    module = getattr(item, "module", None)
+    if found:  # a parametrized test names its own lesson
+        return found
+    named = getattr(module, "LESSONS", None) or (getattr(module, "LESSON", None),)
+    for value in named:
+        # LESSON may be a folder name or a path into one: keep only what names a lesson.
+        found.update(folder[:2] for folder in LESSON_FOLDERS if value is not None and folder in str(value))
+    return found
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
         if str(item.fspath).endswith(".ipynb"):
             item.add_marker(pytest.mark.notebooks)
+        for number in lessons_of(item):
+            item.add_marker(getattr(pytest.mark, f"lesson{number}"))
 
 
 def pytest_runtest_logreport(report):

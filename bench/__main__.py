@@ -1,7 +1,9 @@
-"""Run the benchmarks and rewrite the results table in bench/README.md.
+"""Run the benchmarks and rewrite the results tables in bench/README.md.
 
-    python -m bench                 everything
+    python -m bench                 everything but gpu and cluster
     python -m bench --only import,load_mnist
+    python -m bench --only gpu      lesson 06 on a GPU with JAX and PyTorch (bench/gpu.py)
+    python -m bench --only cluster  40 submissions with --jobs 2 against a 2-worker dask cluster on loopback
     python -m bench --no-write      print, leave README.md alone
 
 Benchmarks measure; they never fail for being slow.
@@ -25,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "bench" / "README.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+GPU_BEGIN, GPU_END = "<!-- gpu-results:begin -->", "<!-- gpu-results:end -->"
 
 
 def _python(code: str) -> str:
@@ -293,8 +296,8 @@ def _start_cluster(folder: Path, workers: int) -> tuple[str, list[subprocess.Pop
     return address, procs
 
 
-def bench_grading_cluster(n: int = 40, repeat: int = 2) -> list[tuple[str, str]]:
-    """The same class graded with `--jobs 2` here and on a 2-worker dask cluster on this machine, runs alternated."""
+def bench_grading_cluster(n: int = 40, repeat: int = 1) -> list[tuple[str, str]]:
+    """The same class graded with `--jobs 2` here and on a 2-worker dask cluster on this machine (``repeat`` > 1: runs alternated)."""
     import tempfile
 
     try:
@@ -354,10 +357,11 @@ def bench_grading_cluster(n: int = 40, repeat: int = 2) -> list[tuple[str, str]]
         return ", ".join(f"{v:.0f}" for v in values) + " s"
 
     rows.append((f"grading {n} lesson-02 submissions: `--jobs 2` here against a 2-worker dask cluster on the same machine "
-                 f"(`--scheduler`, loopback, runs alternated)",
+                 f"(`--scheduler`, loopback{', runs alternated' if repeat > 1 else ''})",
                  f"here {runs(seconds['here'])}; cluster {runs(seconds['cluster'])}; cluster overhead "
-                 f"{there / here - 1:+.1%} (medians); same grades.csv: {'yes' if same else 'NO'}; spread of the runs here "
-                 f"{spread:.0%}"))
+                 f"{there / here - 1:+.1%}{' (medians)' if repeat > 1 else ''}; same grades.csv: {'yes' if same else 'NO'}"
+                 + (f"; spread of the runs here {spread:.0%}" if repeat > 1 else "")
+                 + f"; load average at the end {os.getloadavg()[0]:.1f}"))
     rows.append(("dask cluster: share of the wall time the 2 slots spent in `grade_one` (1 = no idle slot)",
                  f"here {', '.join(f'{b:.1%}' for b in busy['here'])}; "
                  f"cluster {', '.join(f'{b:.1%}' for b in busy['cluster'])}"))
@@ -399,11 +403,23 @@ def bench_browser() -> list[tuple[str, str]]:
             for r in rows]
 
 
+def bench_gpu() -> list[tuple[str, str]]:
+    """Lesson 06's reference model with JAX and PyTorch, on the GPU and on 2 CPU cores (bench/gpu.py)."""
+    from bench.gpu import bench_gpu as run
+
+    return run()
+
+
 BENCHES = {"import": bench_import, "load_mnist": bench_load_mnist, "widgets": bench_widgets, "notebooks": bench_notebooks,
-           "mnist": bench_mnist_project, "grading": bench_grading, "cluster": bench_grading_cluster, "browser": bench_browser}
+           "mnist": bench_mnist_project, "grading": bench_grading, "browser": bench_browser, "gpu": bench_gpu,
+           "cluster": bench_grading_cluster}
+# Run only when named: gpu needs JAX or PyTorch (and a GPU to be worth it); cluster needs dask.distributed
+# (`pip install -e .[cluster]`) and grades 40 submissions here and again on a cluster.
+ON_REQUEST = {"gpu", "cluster"}
+OWN_TABLE = {"gpu"}  # rows written in the GPU table, rewritten whole
 
 
-def machine() -> str:
+def machine(gpu: bool = False) -> str:
     cpu = platform.processor() or platform.machine()
     try:
         for line in open("/proc/cpuinfo"):
@@ -418,11 +434,12 @@ def machine() -> str:
         mem = f", {kb / 2**20:.0f} GiB RAM"
     except (OSError, AttributeError):
         pass
-    return f"{cpu}, {os.cpu_count()} cores{mem}, no GPU used; Python {platform.python_version()}"
+    used = "the GPU named in the table" if gpu else "no GPU used"
+    return f"{cpu}, {os.cpu_count()} cores{mem}, {used}; Python {platform.python_version()}"
 
 
-def _existing_rows() -> list[tuple[str, str]]:
-    block = re.search(re.escape(BEGIN) + "(.*?)" + re.escape(END), README.read_text(), flags=re.S)
+def _existing_rows(begin: str = BEGIN, end: str = END) -> list[tuple[str, str]]:
+    block = re.search(re.escape(begin) + "(.*?)" + re.escape(end), README.read_text(), flags=re.S)
     rows = []
     for line in (block.group(1) if block else "").splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
@@ -431,39 +448,51 @@ def _existing_rows() -> list[tuple[str, str]]:
     return rows
 
 
-def write(rows: list[tuple[str, str]]) -> None:
-    """Put ``rows`` in the table: a benchmark measured again replaces its row, the rest stay."""
-    new = dict(rows)
-    merged = [(k, new.pop(k, v)) for k, v in _existing_rows()] + list(new.items())
-    rows = merged
+def write(rows: list[tuple[str, str]], gpu: bool = False) -> None:
+    """Put ``rows`` in the table: a benchmark measured again replaces its row, the rest stay.
+
+    ``gpu``: the GPU table (``python -m bench --only gpu``), which is rewritten whole.
+    """
+    begin, end = (GPU_BEGIN, GPU_END) if gpu else (BEGIN, END)
+    if not gpu:
+        new = dict(rows)
+        rows = [(k, new.pop(k, v)) for k, v in _existing_rows()] + list(new.items())
     table = [
-        BEGIN,
-        f"Measured {datetime.date.today().isoformat()} on: {machine()}.",
+        begin,
+        f"Measured {datetime.date.today().isoformat()} on: {machine(gpu)}.",
         "",
         "| benchmark | result |",
         "| --- | --- |",
         *[f"| {k} | {v} |" for k, v in rows],
-        END,
+        end,
     ]
     text = README.read_text()
-    text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), "\n".join(table), text, flags=re.S)
+    if begin not in text:
+        raise SystemExit(f"{README.relative_to(ROOT)} has no {begin} ... {end} block to write into")
+    text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: "\n".join(table), text, flags=re.S)
     README.write_text(text)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--only", help=f"comma-separated subset of {','.join(BENCHES)}")
+    parser.add_argument("--only", help=f"comma-separated subset of {','.join(BENCHES)} (gpu and cluster run only when named)")
     parser.add_argument("--no-write", action="store_true", help="print the results, leave bench/README.md alone")
     args = parser.parse_args()
-    chosen = args.only.split(",") if args.only else list(BENCHES)
-    rows = []
+    chosen = args.only.split(",") if args.only else [b for b in BENCHES if b not in ON_REQUEST]
+    unknown = [name for name in chosen if name not in BENCHES]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHES)}")
+    rows, gpu_rows = [], []
     for name in chosen:
         print(f"bench: {name} ...", flush=True)
-        rows += BENCHES[name]()
-    for k, v in rows:
+        (gpu_rows if name in OWN_TABLE else rows).extend(BENCHES[name]())
+    for k, v in rows + gpu_rows:
         print(f"{k}: {v}")
     if not args.no_write:
-        write(rows)
+        if rows:
+            write(rows)
+        if gpu_rows:
+            write(gpu_rows, gpu=True)
         print(f"updated {README.relative_to(ROOT)}")
     return 0
 

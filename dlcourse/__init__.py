@@ -8,8 +8,10 @@ Submodules load on first use, and importing ``dlcourse`` never imports
 TensorFlow, so pure-NumPy lessons and widgets start instantly:
 
 - ``dlcourse.data``: shipped datasets (MNIST from ``data/``), offline and verified.
-- ``dlcourse.device``: GPU detection, TensorFlow set-up, ``report()`` diagnostics.
+- ``dlcourse.device``: GPU detection and set-up on any Keras backend, ``report()`` diagnostics.
+- ``dlcourse.training``: the backend- and device-specific choices for fast training.
 - ``dlcourse.plots``: image grids and training curves.
+- ``dlcourse.diagrams``: the lessons' explanatory diagrams (neurons, convolutions, cells).
 - ``dlcourse.checks``: assertions with helpful messages for exercise tests.
 - ``dlcourse.digits``: drawings preprocessed the way MNIST's digits were made.
 - ``dlcourse.project``: reading and grading the MNIST project's saved model.
@@ -27,9 +29,9 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 __version__ = "0.1.0"
-__all__ = ["checks", "data", "device", "digits", "plots", "project", "load_mnist"]
+__all__ = ["checks", "data", "device", "diagrams", "digits", "plots", "project", "training", "load_mnist"]
 
-_SUBMODULES = {"checks", "data", "device", "digits", "plots", "project"}
+_SUBMODULES = {"checks", "data", "device", "diagrams", "digits", "plots", "project", "training"}
 
 
 def load_mnist(path=None):

@@ -4,8 +4,11 @@
     python -m grader check      solutions pass their tests, lessons fail them, lessons in sync
     python -m grader autograde ASSIGNMENT --submissions PATH [--out DIR] [--jobs N] [--timeout SECONDS]
                                [--scheduler ADDRESS | --scheduler-file PATH] [--tls-ca-file F --tls-cert F --tls-key F]
-                                grade a class in sandboxes (here, or on a dask cluster): grades.csv, feedback/,
-                                submissions.csv
+                                grade a class in sandboxes (here, or on a dask cluster): grades.csv, results.jsonl,
+                                report.html, feedback/, submissions.csv
+    python -m grader report OUT   write OUT/report.html again from OUT/grades.csv and OUT/results.jsonl
+    python -m grader export canvas|moodle OUT [--column NAME] [--out-of POINTS]
+                                grades and feedback files in the layout Canvas or Moodle imports
 """
 
 from __future__ import annotations
@@ -75,6 +78,36 @@ def _autograde(args) -> int:
     return 0
 
 
+def _report(args) -> int:
+    from . import report
+
+    try:
+        path = report.write(args.out, args.output)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"class report: {path}")
+    return 0
+
+
+def _export(args) -> int:
+    from . import export
+
+    try:
+        if args.platform == "canvas":
+            done = export.canvas(args.out, column=args.column, out_of=args.out_of)
+        else:
+            done = export.moodle(args.out, out_of=args.out_of, comments=not args.no_comments)
+    except export.ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{done.grades}: {done.students} student(s)")
+    print(f"{done.feedback}: {done.feedback_files} feedback file(s)")
+    for line in done.left_out:
+        print(f"  left out: {line}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grader", description="The course's grading tools.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -86,11 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser(
         "autograde", help="grade every submission of a lesson, safely and in parallel",
         description="Grade a class's submissions of one lesson with nbgrader, each in its own sandbox. "
-                    "Writes grades.csv (one row per student), feedback/<student>/*.html, submissions.csv "
-                    "(SHA-256 of every submitted file) and logs/. Submissions are only read.")
+                    "Writes grades.csv (one row per student), results.jsonl (failure messages, review notes, timings), "
+                    "report.html (the class report), feedback/<student>/*.html, submissions.csv (SHA-256 of every "
+                    "submitted file) and logs/. Submissions are only read.")
     p.add_argument("assignment", help="lesson folder name, e.g. 02_conv_pool_arithmetic")
     p.add_argument("--submissions", required=True, type=Path,
-                   help="folder of <student>/<assignment>/* or of <student>.ipynb files, or a .zip of either")
+                   help="folder of <student>/<assignment>/* or of <student>.ipynb files, a Canvas or Moodle "
+                        "download of the assignment's submissions, or a .zip of any of these")
     p.add_argument("--out", type=Path, help="output folder (default: grader/output/ASSIGNMENT/)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once on this machine (default: cores; with --scheduler, the workers' threads decide)")
     p.add_argument("--timeout", type=int,
@@ -108,6 +143,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tls-cert", type=Path, help="this client's certificate (PEM)")
     p.add_argument("--tls-key", type=Path, help="this client's private key (PEM)")
     p.set_defaults(func=_autograde)
+    p = sub.add_parser(
+        "report", help="write the class report (report.html) of a graded class again",
+        description="Write OUT/report.html from OUT/grades.csv (as you may have edited it) and OUT/results.jsonl: "
+                    "score distribution, each test cell's pass rate, the most frequent failure messages per cell, "
+                    "the submissions to review, the time each took. One self-contained file, readable offline.")
+    p.add_argument("out", type=Path, help="the --out folder of `python -m grader autograde`")
+    p.add_argument("--output", type=Path, help="write the page here instead (default: OUT/report.html)")
+    p.set_defaults(func=_report)
+    p = sub.add_parser(
+        "export", help="grades and feedback files for Canvas or Moodle to import",
+        description="For a class graded from a Canvas or Moodle export of submissions. canvas: OUT/canvas_grades.csv "
+                    "(Grades > Import) and OUT/canvas_feedback.zip (the assignment's Re-Upload Submissions). moodle: "
+                    "OUT/moodle_grades.csv (the assignment's Upload grading worksheet) and OUT/moodle_feedback.zip "
+                    "(Upload multiple feedback files in a zip).")
+    p.add_argument("platform", choices=["canvas", "moodle"])
+    p.add_argument("out", type=Path, help="the --out folder of `python -m grader autograde`")
+    p.add_argument("--column", help="canvas: the assignment's column as Canvas's gradebook export titles it, "
+                                    "'Name (id)' (default: the lesson's name; Canvas then offers a new assignment)")
+    p.add_argument("--out-of", type=float, help="the assignment's points in the platform, when they differ from the "
+                                                "lesson's (scores are scaled)")
+    p.add_argument("--no-comments", action="store_true", help="moodle: leave the 'Feedback comments' column out")
+    p.set_defaults(func=_export)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -5,7 +5,8 @@ The pipeline, after otter-grader's shape:
 - ``grader.submissions``: find and read the submissions (folder or zip), never writing to them;
 - ``grader.job``: one submission's run, in its own scratch nbgrader course, with its kernel in the
   sandbox (``grader/launcher.py``) and its tests judged by the referee (``grader/referee.py``);
-- ``grader.results``: publish grades.csv, feedback, logs and the manifest of the submissions.
+- ``grader.results``: publish grades.csv, results.jsonl, feedback, logs and the manifest of the
+  submissions; ``grader.report`` then writes the class report (report.html).
 
 This module prepares the assignment once, checks the machine can take the class, grades the
 submissions in parallel (a thread pool here, or a dask cluster: ``grader.cluster``) and reports
@@ -123,10 +124,11 @@ def _time_left(seconds: float) -> str:
 def autograde(assignment: str, submissions: Path, out: Path, jobs: int, timeout: int | None = None,
               wall_clock: int | None = None, limits: sandbox.Limits | None = None, progress=print,
               cluster: dict | None = None) -> list[Result]:
-    """Grade every submission; write ``out/grades.csv``, ``out/feedback/``, ``out/logs/``, ``out/submissions.csv``.
+    """Grade every submission; write ``out/grades.csv``, ``out/results.jsonl``, ``out/report.html``,
+    ``out/feedback/``, ``out/logs/`` and ``out/submissions.csv``.
 
     ``cluster``: the arguments of ``grader.cluster.Cluster`` (``address`` or ``scheduler_file``, TLS
-    files) to grade on a dask cluster instead of ``jobs`` threads here.
+    files) to grade on a dask cluster instead of ``jobs`` threads here; this machine alone writes ``out``.
     """
     config = course.load_config()
     timeout = timeout or int(config.CourseGrader.get("timeouts", {}).get(assignment) or config.Execute.get("timeout", 300))
@@ -180,7 +182,7 @@ def autograde(assignment: str, submissions: Path, out: Path, jobs: int, timeout:
         else:
             pool, where = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)), f"with {jobs} job(s)"
             submit = functools.partial(pool.submit, grade_one, settings=settings)
-        publisher = Publisher(out, settings)
+        publisher = Publisher(out, settings, subs)
         max_score = f"{settings.max_score:g}"
         progress(f"grading {len(subs)} submission(s) of {assignment} {where} "
                  f"(cell timeout {timeout} s, {wall_clock} s per submission)")
@@ -209,6 +211,17 @@ def autograde(assignment: str, submissions: Path, out: Path, jobs: int, timeout:
         mean = sum(r.score for r in results) / len(results)
         progress(f"done: {graded} graded, {troubled} with problems, {review} to review; "
                  f"mean score {mean:.2f}; submissions unchanged: {'yes' if unchanged else 'NO'}; results in {out}")
+        try:
+            from . import report
+
+            progress(f"class report: {report.write(out)}")
+        except Exception as exc:  # the grades are written; a report that fails must not hide them
+            progress(f"the class report could not be written ({type(exc).__name__}: {exc}); "
+                     f"retry with `python -m grader report {out}`")
+        platforms = sorted({s.lms.platform for s in subs if s.lms})
+        for platform in platforms:
+            progress(f"{platform} export recognised: `python -m grader export {platform.lower()} {out}` writes the grades "
+                     f"and the feedback files to upload")
         return results
     finally:
         if grid is not None:

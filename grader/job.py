@@ -71,6 +71,7 @@ class Result:
     problems: list[str] = field(default_factory=list)  # limits hit, files refused, kernel deaths
     review: list[str] = field(default_factory=list)  # reaching into the grading machinery
     notes: list[str] = field(default_factory=list)  # renamed notebooks, duplicates, ignored files
+    failures: dict[str, str] = field(default_factory=dict)  # grade_id -> why its test failed ("Error: message")
     seconds: float = 0.0
     timings: dict[str, dict[str, float]] = field(default_factory=dict)  # notebook -> phase -> seconds
     feedback: dict[str, bytes] = field(default_factory=dict)  # file name -> HTML
@@ -85,8 +86,29 @@ class Result:
         """``graded``, ``graded; <what happened>`` or ``<why it was not graded>``; review notes last."""
         parts = (["graded"] if self.graded else []) + self.problems + self.notes
         if self.review:
-            parts.append("review: " + ", ".join(dict.fromkeys(self.review)))
+            parts.append("review: " + review_summary(self.review))
         return "; ".join(dict.fromkeys(parts)) or "not graded"
+
+
+def review_summary(notes: list[str], cells_shown: int = 3) -> str:
+    """Review notes grouped by what was seen: ``X (cells #2, conv2d and 4 more)``."""
+    grouped: dict[str, list[str]] = {}
+    for note in notes:
+        what, _, where = note.rpartition(" (cell ")
+        if not what:
+            what, where = note, ""
+        cells = grouped.setdefault(what, [])
+        where = where.rstrip(")")
+        if where and where not in cells:
+            cells.append(where)
+    out = []
+    for what, cells in grouped.items():
+        if not cells:
+            out.append(what)
+            continue
+        shown = ", ".join(cells[:cells_shown]) + (f" and {len(cells) - cells_shown} more" if len(cells) > cells_shown else "")
+        out.append(f"{what} (cell{'s' if len(cells) > 1 else ''} {shown})")
+    return ", ".join(out)
 
 
 def grade_one(sub: Submission, settings: Settings) -> Result:
@@ -190,17 +212,20 @@ def _config(settings: Settings, course_dir: Path, runtime: Path, job: Path, dead
 
 def _run(sub: Submission, settings: Settings, course_dir: Path, runtime: Path, job: Path, result: Result,
          deadline: float) -> None:
-    """nbgrader autograde, then generate_feedback, within the submission's wall clock."""
+    """nbgrader autograde, then generate_feedback (one process), within the submission's wall clock."""
     env = _nbgrader_env(settings, runtime, job)
     log_path = job / "nbgrader.log"
     # Cells start only until the deadline minus the feedback's share; the process is killed at the deadline.
     (job / "deadline").write_text(str(time.time() + max(10, deadline - time.monotonic() - FEEDBACK_RESERVE)))
-    rc = _nbgrader(["autograde", settings.assignment, "--student", sub.student_id, "--force"], course_dir, env,
-                   log_path, limit=deadline - time.monotonic())
+    (job / "feedback_notes.json").write_text(json.dumps(result.notes + (
+        ["review: " + review_summary(result.review)] if result.review else [])), encoding="utf-8")
+    student = ["--student", sub.student_id, "--force"]
+    rc = _nbgrader(["autograde", settings.assignment, *student, "--then", "generate_feedback", settings.assignment,
+                    *student], course_dir, env, log_path, limit=deadline - time.monotonic())
     if rc is None:
         result.problems.append(f"stopped at the {settings.wall_clock} s limit per submission")
     report = _read_report(job / "report.jsonl")
-    if rc is not None and {nb["notebook"] for nb in report} != {t for t in expected_notebooks(settings, course_dir, sub)}:
+    if rc is not None and {nb["notebook"] for nb in report} != set(expected_notebooks(settings, course_dir, sub)):
         # nbgrader ran without the referee (a broken configuration): its scores must not count.
         result.problems.append("grader error: the notebooks were not run by the referee (see the log); no points given")
         result.log = _tail(log_path)
@@ -219,10 +244,10 @@ def _run(sub: Submission, settings: Settings, course_dir: Path, runtime: Path, j
         for gid, test in nb["tests"].items():
             if test.get("not_reached"):
                 result.problems.append(f"{gid} {test['not_reached']}")
+            if not test.get("passed"):
+                ename, evalue = (test.get("error") or ["NotReached", test.get("not_reached") or "not run"])[:2]
+                result.failures[gid] = f"{ename}: {evalue}" if evalue else str(ename)
     if result.graded:
-        remaining = deadline - time.monotonic()
-        _nbgrader(["generate_feedback", settings.assignment, "--student", sub.student_id, "--force"], course_dir, env,
-                  log_path, limit=max(remaining, 30))
         feedback = course_dir / "feedback" / sub.student_id / settings.assignment
         for html in sorted(feedback.glob("*.html")) if feedback.is_dir() else []:
             if html.is_file() and not html.is_symlink():

@@ -1,9 +1,11 @@
-"""Runs nbgrader for one grading job, with host-side limits: ``python -I nbgrader_run.py ARGS``.
+"""Runs nbgrader for one grading job, with host-side limits: ``python -I nbgrader_run.py ARGS [--then ARGS]``.
 
 Started by path in isolated mode from the job's course folder, so that nothing in the job's
 folders (which hold submitted files) can stand in for a module.  Soft limits bound what a
 hostile notebook can make this host-side process hold (its outputs are capped while it runs,
 see ``grader.preprocessors``); the kernel's own, stricter limits are set by ``launcher.py``.
+Several nbgrader commands separated by ``--then`` run in this one process (importing nbgrader
+costs seconds of CPU); a command after a failed one does not run.
 """
 
 import os
@@ -11,19 +13,53 @@ import resource
 import sys
 
 MEMORY = int(os.environ.get("DLCOURSE_HOST_MEMORY", 4 << 30))  # address space of this process
-FILE_SIZE = int(os.environ.get("DLCOURSE_HOST_FILE_SIZE", 256 << 20))  # largest file it writes
+FILE_SIZE = int(os.environ.get("DLCOURSE_HOST_FILE_SIZE", 64 << 20))  # largest file it writes
 
 
-def main() -> None:
+def _commands(argv: list) -> list:
+    commands, current = [], []
+    for arg in argv:
+        if arg == "--then":
+            commands.append(current)
+            current = []
+        else:
+            current.append(arg)
+    return commands + [current]
+
+
+def main() -> int:
     for res, value in ((resource.RLIMIT_AS, MEMORY), (resource.RLIMIT_FSIZE, FILE_SIZE)):
         hard = resource.getrlimit(res)[1]
         resource.setrlimit(res, (value if hard == resource.RLIM_INFINITY else min(value, hard), hard))
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from nbgrader.apps.nbgraderapp import main as nbgrader_main
+    from jupyter_core.application import NoStart
+    from nbgrader.apps.nbgraderapp import NbGraderApp
+    from traitlets.config import SingletonConfigurable
 
-    sys.argv = ["nbgrader", *sys.argv[1:]]
-    nbgrader_main()
+    for args in _commands(sys.argv[1:]):
+        app = NbGraderApp.instance()
+        try:
+            app.initialize(args)
+            app.start()
+        except NoStart:  # how a finished subcommand ends (jupyter_core's launch_instance says the same)
+            pass
+        except SystemExit as exc:
+            if exc.code not in (0, None):
+                return int(exc.code) if isinstance(exc.code, int) else 1
+        finally:
+            # nbgrader's apps are singletons: forget them so that the next command starts afresh.
+            for cls in [NbGraderApp, *SingletonConfigurable.__subclasses__()]:
+                _clear(cls)
+        print(f"[nbgrader_run] finished: {' '.join(args[:1])}", flush=True)
+    return 0
+
+
+def _clear(cls) -> None:
+    for sub in cls.__subclasses__():
+        _clear(sub)
+    if getattr(cls, "_instance", None) is not None:
+        cls.clear_instance()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

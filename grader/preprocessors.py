@@ -63,7 +63,8 @@ class RefereedExecute(Execute):
     cell_output_bytes = Integer(1 << 20, help="output bytes kept per cell while executing").tag(config=True)
     notebook_output_bytes = Integer(8 << 20, help="output bytes kept per notebook while executing").tag(config=True)
     runtime_bytes = Integer(64 << 20, help="bytes the kernel may leave in the runtime folder").tag(config=True)
-    record_wait = Float(30.0, help="seconds to wait for the referee's record after a test cell").tag(config=True)
+    files_bytes = Integer(1 << 30, help="the sandbox's cap on its files and /tmp (for messages)").tag(config=True)
+    record_wait = Float(0.5, help="seconds to wait for the referee's record after the kernel replied").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         name = (resources or {}).get("unique_key", "notebook") + ".ipynb"
@@ -158,7 +159,8 @@ class RefereedExecute(Execute):
         if record is None:
             why = "time limit" if timed_out else "its result never came back from the kernel"
             outputs.append(_error("NoResult", f"the test did not report a result ({why})"))
-            self.report["tests"][grade_id] = {"passed": False, "no_record": True, "timeout": timed_out}
+            self.report["tests"][grade_id] = {"passed": False, "no_record": True, "timeout": timed_out,
+                                              "error": ["NoResult", f"the test did not report a result ({why})"]}
             if timed_out:
                 self.report["problems"].append(f"timeout in cell {grade_id}")
         else:
@@ -173,6 +175,8 @@ class RefereedExecute(Execute):
             reached = "not reached (time limit): an earlier test did not stop" if record.get("not_reached") else False
             self.report["tests"][grade_id] = {"passed": bool(record.get("passed")), "seconds": record.get("seconds"),
                                               "not_reached": reached}
+            if not record.get("passed"):  # what the class report groups: the failure as the student saw it
+                self.report["tests"][grade_id]["error"] = [str(ename), str(evalue)[:2000]]
         cell.outputs = outputs
 
     def _check_after(self, label: str) -> None:
@@ -181,7 +185,7 @@ class RefereedExecute(Execute):
         msg_id = self.kc.execute(f"__import__('sys').audit('dlcourse.check', {nonce!r}, {label!r})",
                                  silent=True, store_history=False)
         reply = self.wait_for_reply(msg_id)
-        record = self._read_record(nonce, wait=2 if reply else 0)
+        record = self._read_record(nonce, wait=self.record_wait if reply else 0)
         if record is None:
             self.report["findings"].append([label, "the grader's check after this cell did not run "
                                                    "(the kernel's way of running code was changed)"])
@@ -214,7 +218,7 @@ class RefereedExecute(Execute):
         self.stopped = "not reached: the kernel died in an earlier cell"
         if is_test_cell(cell):
             cell.outputs = [_error("DeadKernel", what)]
-            self.report["tests"][_nbgrader(cell)["grade_id"]] = {"passed": False}
+            self.report["tests"][_nbgrader(cell)["grade_id"]] = {"passed": False, "error": ["DeadKernel", what]}
         else:
             cell.outputs = list(cell.get("outputs", [])) + [_error("DeadKernel", what)]
 
@@ -234,8 +238,8 @@ class RefereedExecute(Execute):
             if out.get("ename") == "MemoryError":
                 self.report["problems"].append(f"out of memory in cell {self.current}")
             elif "No space left on device" in text or "[Errno 28]" in text or "File too large" in text:
-                self.report["problems"].append(f"file limit reached in cell {self.current} (its files and /tmp "
-                                               "together may hold at most the configured size)")
+                self.report["problems"].append(f"file limit reached in cell {self.current} "
+                                               f"({_size(self.files_bytes)} for its files and /tmp together)")
 
     # -- records ----------------------------------------------------------------------------
     def _read_record(self, nonce: str, wait: float) -> dict | None:
@@ -364,6 +368,10 @@ class RefereedExecute(Execute):
         return _nbgrader(cell).get("grade_id") or f"#{index + 1}"
 
 
+def _size(n: int) -> str:
+    return f"{n / 2**30:g} GiB" if n >= 2**30 else f"{n / 2**20:g} MiB"
+
+
 def _message_size(msg: dict) -> int:
     content = msg.get("content", {})
     size = 0
@@ -378,14 +386,36 @@ def _message_size(msg: dict) -> int:
     return size
 
 
+def _escape_markdown(text: str) -> str:
+    return re.sub(r"([\\`*_{}\[\]()#+!<>|])", r"\\\1", str(text))
+
+
 class FeedbackSafety(NbGraderPreprocessor):
     """Feedback shows what each test checked as the student saw it, never the hidden tests, and runs no script."""
 
     note = Unicode("# (the hidden tests of this cell ran in the grader; their code is not shown)\n").tag(config=True)
+    notes_file = Unicode("", help="JSON list of the grader's notes on this submission, shown first").tag(config=True)
+    report_file = Unicode("", help="RefereedExecute's report: its problems and findings are shown too").tag(config=True)
 
     def preprocess(self, nb, resources):
         nb.metadata.pop("widgets", None)
         self.sanitizer = SanitizeHTML(parent=self)
+        notes = json.loads(Path(self.notes_file).read_text(encoding="utf-8")) if self.notes_file and \
+            Path(self.notes_file).is_file() else []
+        name = (resources or {}).get("unique_key", "") + ".ipynb"
+        if self.report_file and Path(self.report_file).is_file():
+            from .job import review_summary
+
+            for line in Path(self.report_file).read_text(encoding="utf-8").splitlines():
+                report = json.loads(line)
+                if report.get("notebook") == name:
+                    notes += report["problems"]
+                    if report["findings"]:
+                        notes.append("review: " + review_summary([f"{what} (cell {where})"
+                                                                  for where, what in report["findings"]]))
+        if notes:
+            text = "**Notes from the grader**\n\n" + "\n".join(f"- {_escape_markdown(n)}" for n in notes)
+            nb.cells.insert(0, NotebookNode(cell_type="markdown", metadata={}, source=text, id="grader-notes"))
         return super().preprocess(nb, resources)
 
     def preprocess_cell(self, cell, resources, index):

@@ -1,9 +1,11 @@
 """Finding and reading a class's submissions, never writing to them.
 
 A class arrives as a folder in nbgrader's layout (``<student>/<assignment>/*.ipynb`` plus the
-files the notebooks saved), a folder of loose ``<student>.ipynb`` files, or a ``.zip`` of
-either.  Every entry either becomes a ``Submission`` (possibly with a ``problem`` that stops it
-from being graded, which still gives it a row) or is skipped with a stated reason.
+files the notebooks saved), a folder of loose ``<student>.ipynb`` files, a Canvas or Moodle export
+of an assignment's submissions (``grader.lms``: each student's files gathered, the platform's user
+id and name kept), or a ``.zip`` of any of these.  Every entry either becomes a ``Submission``
+(possibly with a ``problem`` that stops it from being graded, which still gives it a row) or is
+skipped with a stated reason.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import lms
 
 MAX_UNZIPPED = 2 * 2**30  # bytes a class zip may expand to
 MAX_NOTEBOOK_BYTES = 32 * 2**20  # a lesson notebook is well under 1 MB without outputs
@@ -37,6 +41,7 @@ class Submission:
     sha256: dict[str, str] = field(default_factory=dict)
     problem: str | None = None  # why it cannot be graded, found before grading
     notes: list[str] = field(default_factory=list)  # what was ignored, and why
+    lms: lms.Identity | None = None  # who the student is to Canvas or Moodle, for an export of theirs
 
 
 def safe_id(raw: str) -> str:
@@ -67,6 +72,8 @@ def safe_extract(archive: Path, dest: Path) -> None:
     except (zipfile.BadZipFile, OSError) as exc:
         raise GradingError(f"{archive} is not a readable zip file ({exc})") from None
     with zf:
+        for info in zf.infolist():
+            info.filename = _utf8_name(info)
         total, kinds = 0, {}
         for info in zf.infolist():
             name = info.filename
@@ -104,6 +111,16 @@ def safe_extract(archive: Path, dest: Path) -> None:
                 raise GradingError(f"{archive}: cannot extract entry {info.filename!r} ({exc})") from None
 
 
+def _utf8_name(info: zipfile.ZipInfo) -> str:
+    """The entry's name; UTF-8 names stored without the zip's UTF-8 flag (as some platforms write them) too."""
+    if info.flag_bits & 0x800:
+        return info.filename
+    try:
+        return info.filename.encode("cp437").decode("utf-8")
+    except UnicodeError:
+        return info.filename
+
+
 def _files(folder: Path, notes: list[str]) -> dict[str, Path]:
     """Regular files under ``folder`` by relative name; links are never followed, only noted."""
     found = {}
@@ -130,41 +147,45 @@ def collect(path: Path, assignment: str, staging: Path) -> tuple[list[Submission
         safe_extract(path, staging)
         path = staging
         entries = [p for p in path.iterdir() if not p.name.startswith((".", "__MACOSX"))]
-        if len(entries) == 1 and entries[0].is_dir() and not (entries[0] / assignment).is_dir():
+        if (len(entries) == 1 and entries[0].is_dir() and not (entries[0] / assignment).is_dir()
+                and lms.parse(entries[0].name, is_dir=True) is None):
             path = entries[0]  # the zip held one folder that holds the submissions
-    raw: list[tuple[str, dict[str, Path], str | None, list[str]]] = []
+    raw: list[tuple[str, dict[str, Path], str | None, list[str], lms.Identity | None]] = []
     skipped = []
-    for entry in sorted(path.iterdir()):
+    groups, entries = lms.group(sorted(path.iterdir()), _files)
+    for g in groups:
+        raw.append((g.identity.name, g.files, None if g.files else "empty submission: no files", g.notes, g.identity))
+    for entry in entries:
         name = entry.name
         if entry.is_symlink():
-            raw.append((name, {}, "refused: a symbolic link (copy the submission itself into the folder)", []))
+            raw.append((name, {}, "refused: a symbolic link (copy the submission itself into the folder)", [], None))
         elif entry.is_dir():
             if name.startswith("."):
                 if name not in (".ipynb_checkpoints", ".git", ".DS_Store"):
-                    raw.append((name, {}, "refused: a hidden folder name (rename it without the leading dot)", []))
+                    raw.append((name, {}, "refused: a hidden folder name (rename it without the leading dot)", [], None))
                 else:
                     skipped.append(f"{name}: not a submission")
                 continue
             folder = entry / assignment
             if folder.is_symlink():
-                raw.append((name, {}, f"refused: {assignment} is a symbolic link", []))
+                raw.append((name, {}, f"refused: {assignment} is a symbolic link", [], None))
                 continue
             notes: list[str] = []
             files = _files(folder if folder.is_dir() else entry, notes)
-            raw.append((name, files, None if files else "empty submission: no files", notes))
+            raw.append((name, files, None if files else "empty submission: no files", notes, None))
         elif entry.suffix == ".ipynb" and not name.startswith("."):
-            raw.append((entry.stem, {"?": entry}, None, []))  # loose notebook: matched to the assignment later
+            raw.append((entry.stem, {"?": entry}, None, [], None))  # loose notebook: matched to the assignment later
         else:
             skipped.append(f"{name}: not a folder or a notebook, skipped")
     if not raw:
         raise GradingError(f"no submissions in {path}: expected <student>/{assignment}/*.ipynb or <student>.ipynb")
     submissions, seen = [], set()
-    for name, files, problem, notes in raw:
-        sid = safe_id(name)
+    for name, files, problem, notes, identity in raw:
+        sid = safe_id(f"{name}_{identity.user_id}" if identity else name)
         if sid in seen:  # the same name twice (a folder and a loose notebook): keep both, apart
             sid = safe_id(name + "\0" + str(len(seen)))
         seen.add(sid)
-        sub = Submission(sid, name, files, {k: sha256(p) for k, p in files.items()}, problem, notes)
+        sub = Submission(sid, name, files, {k: sha256(p) for k, p in files.items()}, problem, notes, identity)
         submissions.append(sub)
     return submissions, skipped
 

@@ -7,6 +7,8 @@ import pytest
 
 from dlcourse.widgets import conv_explorer as ce
 
+LESSONS = ("02_conv_pool_arithmetic",)  # pytest -m lesson02 selects these tests
+
 keras = pytest.importorskip("keras")
 
 

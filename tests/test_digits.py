@@ -5,6 +5,8 @@ import pytest
 
 from dlcourse import data, digits
 
+LESSONS = ("06_mnist_project",)  # pytest -m lesson06 selects these tests
+
 
 @pytest.fixture(scope="module")
 def test_digits():

@@ -14,6 +14,8 @@ pytest.importorskip("ipycanvas")
 from dlcourse import data, digits  # noqa: E402
 from dlcourse.widgets.draw_digit import DrawDigit  # noqa: E402
 
+LESSONS = ("06_mnist_project",)  # pytest -m lesson06 selects these tests
+
 
 @pytest.fixture(scope="module")
 def mnist():

@@ -7,6 +7,8 @@ keras = pytest.importorskip("keras")
 
 from dlcourse.widgets import feature_maps as fm  # noqa: E402
 
+LESSONS = ("03_cnns",)  # pytest -m lesson03 selects these tests
+
 
 @pytest.fixture(scope="module")
 def model():

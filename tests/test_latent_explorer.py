@@ -7,6 +7,8 @@ keras = pytest.importorskip("keras")
 
 from dlcourse.widgets import latent_explorer as le  # noqa: E402
 
+LESSONS = ("05_autoencoders",)  # pytest -m lesson05 selects these tests
+
 
 @pytest.fixture(scope="module")
 def decoder():

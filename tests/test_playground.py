@@ -6,6 +6,8 @@ import pytest
 from dlcourse import data
 from dlcourse.widgets import playground as pgm
 
+LESSONS = ("01_shallow_vs_deep",)  # pytest -m lesson01 selects these tests
+
 keras = pytest.importorskip("keras")
 
 

@@ -7,6 +7,8 @@ keras = pytest.importorskip("keras")
 
 from dlcourse.widgets import unroller as un  # noqa: E402
 
+LESSONS = ("04_rnn_lstm",)  # pytest -m lesson04 selects these tests
+
 
 @pytest.fixture(scope="module")
 def layer():
@@ -54,3 +56,25 @@ def test_unroller_steps_and_shows_the_states(layer):
     with pytest.raises(ValueError, match="0..6"):
         u.show(7)
     assert "image/png" in u._repr_mimebundle_() and widget is u.widget
+
+
+def test_cell_diagram_wiring_and_current_values(layer):
+    """The cell panel follows colah's diagram: f * c(t-1) and + i * g on the cell-state line,
+    the output gate multiplying tanh(c) on the way to h; it shows the values at step t."""
+    x = np.random.default_rng(4).normal(size=(7, 3))
+    u = un.Unroller(layer, x, t=2, units=2)
+    ax = u._artists["cell"]
+    edges = {p.get_gid()[len("edge:"):] for p in ax.patches if (p.get_gid() or "").startswith("edge:")}
+    for edge in ("c_prev->forget_mul", "forget_mul->add", "add->c_out", "input_gate->input_mul", "candidate->input_mul",
+                 "input_mul->add", "add->tanh_c", "tanh_c->output_mul", "output_gate->output_mul", "output_mul->h_out"):
+        assert edge in edges, f"the cell diagram lacks {edge}"
+    assert not any(e.startswith("output_mul->") and e != "output_mul->h_out" for e in edges)
+    assert not any(e.endswith("->output_mul") and e not in ("tanh_c->output_mul", "output_gate->output_mul") for e in edges)
+    shown = {t.get_gid(): t.get_text() for t in ax.texts if (t.get_gid() or "").startswith("value:")}
+    v = u.values()
+    assert shown["value:forget_gate"].split("\n") == [f"{v['f'][j]:+.2f}" for j in range(2)]
+    assert shown["value:input_gate"].split("\n") == [f"{v['i'][j]:+.2f}" for j in range(2)]
+    assert shown["value:h_out"].split("\n")[1:] == [f"{v['h'][j]:+.2f}" for j in range(2)]
+    u.show(5)
+    shown = {t.get_gid(): t.get_text() for t in u._artists["cell"].texts if (t.get_gid() or "").startswith("value:")}
+    assert shown["value:c_out"].split("\n")[1:] == [f"{u.values()['c'][j]:+.2f}" for j in range(2)]

@@ -131,36 +131,17 @@ class Unroller(Visualizer):
         fig.subplots_adjust(left=0.04, right=0.99, top=0.94, bottom=0.06, hspace=0.55, wspace=0.15)
 
     def _draw_cell(self, ax) -> None:
-        """A schematic LSTM cell (after colah's diagram) with the current values."""
-        from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+        """The LSTM cell (``dlcourse.diagrams.draw_lstm_cell``, after colah's diagram) with the current values."""
+        from ..diagrams import draw_lstm_cell
 
         ax.clear()
-        ax.set_xlim(0, 10)
-        ax.set_ylim(0, 10)
-        ax.axis("off")
         v = self.values()
         k = range(self.units)
-        fmt = lambda a: "\n".join(f"{a[j]:+.2f}" for j in k)  # noqa: E731
-        ax.add_patch(FancyBboxPatch((0.6, 1.2), 8.8, 7.0, boxstyle="round,pad=0.2", fc="#f4f8fc", ec="0.5"))
-        ax.annotate("", xy=(9.9, 7.4), xytext=(0.1, 7.4), arrowprops=dict(arrowstyle="->", lw=2.5, color="0.3"))
-        ax.text(0.2, 7.7, "c(t-1)", fontsize=8)
-        ax.text(9.0, 7.7, "c(t)", fontsize=8)
-        ax.annotate("", xy=(9.9, 1.8), xytext=(0.1, 1.8), arrowprops=dict(arrowstyle="->", lw=1.5, color="0.5"))
-        ax.text(0.2, 1.35, "h(t-1), x(t)", fontsize=8)
-        ax.text(9.0, 1.35, "h(t)", fontsize=8)
-        gates = [(1.6, "forget f", "σ", v["f"], "#9ecae1"), (3.6, "input i", "σ", v["i"], "#9ecae1"),
-                 (5.2, "candidate g", "tanh", v["g"], "#fdae6b"), (7.2, "output o", "σ", v["o"], "#9ecae1")]
-        for x0, name, fn, values, colour in gates:
-            ax.add_patch(FancyBboxPatch((x0 - 0.55, 3.0), 1.1, 0.8, boxstyle="round,pad=0.05", fc=colour, ec="0.3"))
-            ax.text(x0, 3.4, fn, ha="center", va="center", fontsize=10, weight="bold")
-            ax.text(x0, 2.6, name, ha="center", va="top", fontsize=8)
-            ax.text(x0, 4.0, fmt(values), ha="center", va="bottom", fontsize=8, family="monospace")
-            ax.add_patch(FancyArrowPatch((x0, 1.8), (x0, 3.0), arrowstyle="->", color="0.5"))
-        for x0, op in ((1.6, "×"), (4.4, "+"), (7.2, "×")):
-            ax.text(x0, 7.4, op, ha="center", va="center", fontsize=12, weight="bold",
-                    bbox=dict(boxstyle="circle,pad=0.15", fc="#fee391", ec="0.3"))
-        ax.text(5.5, 8.35, "c = f·c(t-1) + i·g:  " + "  ".join(f"{v['c'][j]:+.2f}" for j in k), ha="center", fontsize=8)
-        ax.text(8.4, 5.6, "h = o·tanh(c):\n" + fmt(v["h"]), ha="center", fontsize=8, family="monospace")
+        column = lambda a: "\n".join(f"{a[j]:+.2f}" for j in k)  # noqa: E731
+        draw_lstm_cell(ax, annotations={"forget_gate": column(v["f"]), "input_gate": column(v["i"]),
+                                        "candidate": column(v["g"]), "output_gate": column(v["o"]),
+                                        "c_out": "c(t):\n" + column(v["c"]), "h_out": "h(t):\n" + column(v["h"])},
+                       fontsize=8.5)
         ax.set_title(f"the LSTM cell at t = {self.t} (first {self.units} units)", fontsize=10)
 
     def render_figure(self):

@@ -336,7 +336,13 @@ def test_feedback_keeps_hidden_tests_hidden_and_runs_no_script(graded):
     blank = (out / "feedback" / rows["blank"]["student_id"] / NB.replace(".ipynb", ".html")).read_text()
     assert "NotImplementedError" in blank
     scripted = (out / "feedback" / rows["script_in_feedback"]["student_id"] / NB.replace(".ipynb", ".html")).read_text()
-    assert "<script>alert(" not in scripted and "pwned-by-js" not in scripted
+    import re
+
+    scripts = re.findall(r"<script[^>]*>(.*?)</script>", scripted, re.S)
+    assert scripts and not [s for s in scripts if "pwned" in s], "a script from the student's output would run"
+    assert "<script>alert(" not in scripted
+    cheat = (out / "feedback" / rows["cheat checks patched"]["student_id"] / NB.replace(".ipynb", ".html")).read_text()
+    assert "Notes from the grader" in cheat and "review:" in cheat
 
 
 @needs_isolation

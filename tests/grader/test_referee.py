@@ -130,7 +130,8 @@ def test_a_correct_answer_passes_and_a_wrong_one_fails(kernel):
 
 # Tricks that leave the kernel unable to run the referee's requests: each gets a kernel of its own.
 BREAKING = {"input transformer", "cleanup transformer", "AST transformer", "run_cell replaced",
-            "run_cell_async on the class", "forged record", "background patcher thread"}
+            "run_cell_async on the class", "forged record", "background patcher thread", "traceback hidden",
+            "custom exception handler", "event callback"}
 CLEANUP = {"signal handler": "import signal\nsignal.setitimer(signal.ITIMER_REAL, 0)"}
 SILENT = {"always-equal result", "always-equal object", "forged record"}  # stopped by the barrier, nothing to note
 
