@@ -20,14 +20,15 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
-from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "bench" / "README.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 GPU_BEGIN, GPU_END = "<!-- gpu-results:begin -->", "<!-- gpu-results:end -->"
+CLUSTER_BEGIN, CLUSTER_END = "<!-- cluster-results:begin -->", "<!-- cluster-results:end -->"
 
 
 def _python(code: str) -> str:
@@ -93,7 +94,7 @@ def bench_widgets() -> list[tuple[str, str]]:
 
     explorer = ConvExplorer(size=7, kernel=3)
     explorer.set(stride=2)  # warm up: imports Keras for the shape check
-    settings = [dict(size=n, kernel=k, stride=s, padding=p) for n in (5, 8, 12) for k in (2, 3, 5) for s in (1, 2, 3) for p in (0, 1, 2)]
+    settings = [{"size": n, "kernel": k, "stride": s, "padding": p} for n in (5, 8, 12) for k in (2, 3, 5) for s in (1, 2, 3) for p in (0, 1, 2)]
     keras_output_size.cache_clear()
     median, worst = _latency_ms(lambda kw: explorer.set(**kw), settings)
     rows = [("conv explorer: slider change (new layer, Keras shape check uncached)", f"median {median:.1f} ms, worst {worst:.1f} ms over {len(settings)} settings")]
@@ -157,7 +158,7 @@ def _solution_functions(notebook: Path, grade_id: str, namespace: dict) -> dict:
 
     for cell in nbformat.read(notebook, as_version=4).cells:
         if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
-            exec(compile(cell.source, f"{notebook.name}:{grade_id}", "exec"), namespace)
+            exec(compile(cell.source, f"{notebook.name}:{grade_id}", "exec"), namespace)  # noqa: S102 - the course's own solution cell
             return namespace
     raise LookupError(f"no cell {grade_id!r} in {notebook}")
 
@@ -280,7 +281,7 @@ def _start_cluster(folder: Path, workers: int) -> tuple[str, list[subprocess.Pop
 
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(Path(distributed.__file__).resolve().parent.parent)]))
     file = folder / "scheduler.json"
-    log = open(folder / "cluster.log", "wb")
+    log = (folder / "cluster.log").open("wb")  # the processes hold it until they end
     procs = [subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
                                "--no-dashboard", "--scheduler-file", str(file)], env=env, stdout=log, stderr=log)]
     while not file.exists():
@@ -356,20 +357,20 @@ def bench_grading_cluster(n: int = 40, repeat: int = 1) -> list[tuple[str, str]]
     def runs(values):
         return ", ".join(f"{v:.0f}" for v in values) + " s"
 
-    rows.append((f"grading {n} lesson-02 submissions: `--jobs 2` here against a 2-worker dask cluster on the same machine "
-                 f"(`--scheduler`, loopback{', runs alternated' if repeat > 1 else ''})",
+    rows.append(((f"grading {n} lesson-02 submissions: `--jobs 2` here against a 2-worker dask cluster on the same machine "
+                 f"(`--scheduler`, loopback{', runs alternated' if repeat > 1 else ''})"),
                  f"here {runs(seconds['here'])}; cluster {runs(seconds['cluster'])}; cluster overhead "
                  f"{there / here - 1:+.1%}{' (medians)' if repeat > 1 else ''}; same grades.csv: {'yes' if same else 'NO'}"
                  + (f"; spread of the runs here {spread:.0%}" if repeat > 1 else "")
                  + f"; load average at the end {os.getloadavg()[0]:.1f}"))
     rows.append(("dask cluster: share of the wall time the 2 slots spent in `grade_one` (1 = no idle slot)",
-                 f"here {', '.join(f'{b:.1%}' for b in busy['here'])}; "
-                 f"cluster {', '.join(f'{b:.1%}' for b in busy['cluster'])}"))
+                 (f"here {', '.join(f'{b:.1%}' for b in busy['here'])}; "
+                 f"cluster {', '.join(f'{b:.1%}' for b in busy['cluster'])}")))
     rows.append(("dask cluster: fixed costs of a run (2 workers on loopback)",
-                 f"connect and check every worker's environment {check_seconds:.1f} s; master course to every worker "
-                 f"{send_seconds:.1f} s; starting the scheduler and workers (not part of a run) {start_seconds:.0f} s"))
-    rows.append(("dask cluster: one lesson-02 submission's round trip without grading (notebook out, result and "
-                 "feedback back)", f"{trip * 1000:.0f} ms (median of 20)"))
+                 (f"connect and check every worker's environment {check_seconds:.1f} s; master course to every worker "
+                 f"{send_seconds:.1f} s; starting the scheduler and workers (not part of a run) {start_seconds:.0f} s")))
+    rows.append((("dask cluster: one lesson-02 submission's round trip without grading (notebook out, result and "
+                 "feedback back)"), f"{trip * 1000:.0f} ms (median of 20)"))
     return rows
 
 
@@ -393,7 +394,7 @@ def bench_browser() -> list[tuple[str, str]]:
         env = dict(os.environ, DLCOURSE_LATENCY_JSON=str(report))
         select = "lesson_runs_in_the_browser and not 00_ and not 06a"
         done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/browser", "-k", select],
-                              cwd=ROOT, env=env, capture_output=True, text=True)
+                              cwd=ROOT, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0 or not report.exists():
             print(done.stdout[-3000:], done.stderr[-2000:])
             return [("visualizers in Chromium", "not measured: the browser tests failed or were skipped (see their output)")]
@@ -416,13 +417,13 @@ BENCHES = {"import": bench_import, "load_mnist": bench_load_mnist, "widgets": be
 # Run only when named: gpu needs JAX or PyTorch (and a GPU to be worth it); cluster needs dask.distributed
 # (`pip install -e .[cluster]`) and grades 40 submissions here and again on a cluster.
 ON_REQUEST = {"gpu", "cluster"}
-OWN_TABLE = {"gpu"}  # rows written in the GPU table, rewritten whole
+OWN_TABLE = {"gpu": (GPU_BEGIN, GPU_END), "cluster": (CLUSTER_BEGIN, CLUSTER_END)}  # tables of their own, rewritten whole
 
 
 def machine(gpu: bool = False) -> str:
     cpu = platform.processor() or platform.machine()
     try:
-        for line in open("/proc/cpuinfo"):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
@@ -430,7 +431,7 @@ def machine(gpu: bool = False) -> str:
         pass
     mem = ""
     try:
-        kb = int(re.search(r"MemTotal:\s+(\d+)", open("/proc/meminfo").read()).group(1))
+        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
         mem = f", {kb / 2**20:.0f} GiB RAM"
     except (OSError, AttributeError):
         pass
@@ -439,7 +440,7 @@ def machine(gpu: bool = False) -> str:
 
 
 def _existing_rows(begin: str = BEGIN, end: str = END) -> list[tuple[str, str]]:
-    block = re.search(re.escape(begin) + "(.*?)" + re.escape(end), README.read_text(), flags=re.S)
+    block = re.search(re.escape(begin) + "(.*?)" + re.escape(end), README.read_text(), flags=re.DOTALL)
     rows = []
     for line in (block.group(1) if block else "").splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
@@ -448,13 +449,14 @@ def _existing_rows(begin: str = BEGIN, end: str = END) -> list[tuple[str, str]]:
     return rows
 
 
-def write(rows: list[tuple[str, str]], gpu: bool = False) -> None:
+def write(rows: list[tuple[str, str]], table_of: str | None = None) -> None:
     """Put ``rows`` in the table: a benchmark measured again replaces its row, the rest stay.
 
-    ``gpu``: the GPU table (``python -m bench --only gpu``), which is rewritten whole.
+    ``table_of``: a benchmark with a table of its own (``OWN_TABLE``: gpu, cluster), rewritten whole.
     """
-    begin, end = (GPU_BEGIN, GPU_END) if gpu else (BEGIN, END)
-    if not gpu:
+    begin, end = OWN_TABLE[table_of] if table_of else (BEGIN, END)
+    gpu = table_of == "gpu"
+    if not table_of:
         new = dict(rows)
         rows = [(k, new.pop(k, v)) for k, v in _existing_rows()] + list(new.items())
     table = [
@@ -469,7 +471,7 @@ def write(rows: list[tuple[str, str]], gpu: bool = False) -> None:
     text = README.read_text()
     if begin not in text:
         raise SystemExit(f"{README.relative_to(ROOT)} has no {begin} ... {end} block to write into")
-    text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: "\n".join(table), text, flags=re.S)
+    text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: "\n".join(table), text, flags=re.DOTALL)
     README.write_text(text)
 
 
@@ -482,17 +484,18 @@ def main() -> int:
     unknown = [name for name in chosen if name not in BENCHES]
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHES)}")
-    rows, gpu_rows = [], []
+    rows: list[tuple[str, str]] = []
+    own: dict[str, list[tuple[str, str]]] = {}
     for name in chosen:
         print(f"bench: {name} ...", flush=True)
-        (gpu_rows if name in OWN_TABLE else rows).extend(BENCHES[name]())
-    for k, v in rows + gpu_rows:
+        (own.setdefault(name, []) if name in OWN_TABLE else rows).extend(BENCHES[name]())
+    for k, v in rows + [row for table in own.values() for row in table]:
         print(f"{k}: {v}")
     if not args.no_write:
         if rows:
             write(rows)
-        if gpu_rows:
-            write(gpu_rows, gpu=True)
+        for name, table in own.items():
+            write(table, table_of=name)
         print(f"updated {README.relative_to(ROOT)}")
     return 0
 

@@ -195,7 +195,7 @@ def autograde(assignment: str, submissions: Path, out: Path, jobs: int, timeout:
                     r = fut.result()
                 except GradingError:  # a cluster's worker refused: stop the run
                     raise
-                except Exception as exc:  # a bug or a broken copy must not stop the class
+                except Exception as exc:  # noqa: BLE001 - a bug or a broken copy must not stop the class
                     r = Result(sub.student_id, sub.name, dict.fromkeys(settings.grade_ids, 0.0),
                                problems=[f"grader error: {type(exc).__name__}: {exc}"])
                 results.append(r)
@@ -215,7 +215,7 @@ def autograde(assignment: str, submissions: Path, out: Path, jobs: int, timeout:
             from . import report
 
             progress(f"class report: {report.write(out)}")
-        except Exception as exc:  # the grades are written; a report that fails must not hide them
+        except Exception as exc:  # noqa: BLE001 - the grades are written; a report that fails must not hide them
             progress(f"the class report could not be written ({type(exc).__name__}: {exc}); "
                      f"retry with `python -m grader report {out}`")
         platforms = sorted({s.lms.platform for s in subs if s.lms})

@@ -34,6 +34,7 @@ import dataclasses
 import hashlib
 import io
 import ipaddress
+import json
 import os
 import platform
 import re
@@ -48,12 +49,13 @@ from pathlib import Path
 
 try:
     from distributed import Client, Security, get_worker
+    from distributed.comm import connect
     from distributed.diagnostics.plugin import WorkerPlugin
 except ImportError as exc:  # pragma: no cover - depends on the environment
     from .submissions import GradingError
 
     raise GradingError("--scheduler needs dask.distributed in the course's environment: "
-                       "pip install 'distributed>=2024.8' (on the workers too)") from exc
+                       "pip install -e \".[cluster]\" (on the workers too)") from exc
 
 from . import sandbox
 from .job import Result, Settings, grade_one
@@ -288,7 +290,7 @@ class MasterCourse(WorkerPlugin):
         loop = asyncio.get_running_loop()
         try:  # off the worker's event loop: making the data copy takes a second or two
             await loop.run_in_executor(None, unpack_master, self.tar, self.digest, self.expected)
-        except Exception as exc:  # recorded: every submission sent here comes back refused, saying why
+        except Exception as exc:  # noqa: BLE001 - recorded: every submission sent here comes back refused, saying why
             with _LOCK:
                 _PREPARED[self.digest] = _Prepared(None, None, f"could not unpack the master course: "
                                                                f"{type(exc).__name__}: {exc}", users=1)
@@ -376,6 +378,12 @@ def grade_remote(parcel: Parcel, settings: Settings, digest: str) -> Result | Re
 
 # --- the client side ----------------------------------------------------------------------------
 
+async def _probe(address: str, security: Security, timeout: float) -> None:
+    """Open and close one connection to the scheduler (raises what connecting raises)."""
+    comm = await connect(address, timeout=timeout, **security.get_connection_args("client"))
+    await comm.close()
+
+
 def _loopback(address: str) -> bool:
     host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
     if host in ("localhost", ""):
@@ -403,17 +411,22 @@ class Cluster:
             raise GradingError("TLS needs all three of --tls-ca-file, --tls-cert and --tls-key")
         if not (address or scheduler_file):
             raise GradingError("a cluster needs --scheduler ADDRESS or --scheduler-file PATH")
-        security = Security(require_encryption=True, **tls) if tls else None
+        security = Security(require_encryption=True, **tls) if tls else Security()
+        if scheduler_file:
+            try:
+                address = json.loads(Path(scheduler_file).read_text())["address"]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise GradingError(f"cannot read the scheduler's address from {scheduler_file}: {exc}. Give the file "
+                                   "`dask scheduler --scheduler-file` wrote") from None
+        # A first connection of our own: a Client that fails to connect leaves dask's shared event loop
+        # unusable for the next Client in this process.
         try:
-            kwargs = {"security": security} if security else {}
-            if scheduler_file:
-                self.client = Client(scheduler_file=str(scheduler_file), timeout=timeout, **kwargs)
-            else:
-                self.client = Client(address, timeout=timeout, **kwargs)
+            with concurrent.futures.ThreadPoolExecutor(1) as one:  # its own loop, even when called from a notebook
+                one.submit(asyncio.run, _probe(address, security, timeout)).result()
         except Exception as exc:  # noqa: BLE001 - refused, unreachable, bad certificates: all mean "cannot connect"
-            where = address or f"the scheduler in {scheduler_file}"
-            raise GradingError(f"cannot reach {where}: {type(exc).__name__}: {exc}. Is the scheduler running, "
+            raise GradingError(f"cannot reach {address}: {type(exc).__name__}: {exc}. Is the scheduler running, "
                                "and are the address and the TLS options right?") from None
+        self.client = Client(address, timeout=timeout, security=security)
         self.address = self.client.scheduler.address
         if not self.address.startswith("tls://") and not _loopback(self.address):
             progress(f"WARNING: the scheduler at {self.address} is reached without TLS: anyone who can reach it can "
@@ -507,7 +520,7 @@ class Cluster:
             if self.plugin:
                 try:
                     self.client.unregister_worker_plugin(self.plugin)
-                except Exception:  # noqa: BLE001 - a worker gone meanwhile; its folder goes with it
+                except Exception:  # noqa: BLE001, S110 - a worker gone meanwhile; its folder goes with it
                     pass
         finally:
             self.futures = []

@@ -24,13 +24,22 @@ import pytest
 
 from grader import autograde, course, sandbox
 from grader.__main__ import main as grader_main
-
-from tests.grader.test_class import FULL, LESSON, LIMITS, NB, POINTS, TIMEOUT, _cell, _lean, _load
+from tests.grader.test_class import (
+    FULL,
+    LESSON,
+    LIMITS,
+    NB,
+    POINTS,
+    TIMEOUT,
+    _cell,
+    _lean,
+    _load,
+)
 
 distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed")
 psutil = pytest.importorskip("psutil")
 
-from grader import cluster  # noqa: E402 (needs distributed)
+from grader import cluster
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.sandbox]
 needs_isolation = pytest.mark.skipif(sandbox.isolation() is not None, reason=f"no sandbox here: {sandbox.isolation()}")
@@ -59,9 +68,9 @@ class Processes:
 
     def _start(self, name: str, args: list[str], root: Path = course.ROOT, env: dict | None = None):
         env = dict(os.environ if env is None else env, PYTHONPATH=_pythonpath(root))
-        log = open(self.logs / f"{name}.log", "wb")
-        self.procs[name] = subprocess.Popen([sys.executable, "-m", "dask", *args], cwd=self.folder, env=env,
-                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with open(self.logs / f"{name}.log", "wb") as log:  # the process keeps its own copy of the descriptor
+            self.procs[name] = subprocess.Popen([sys.executable, "-m", "dask", *args], cwd=self.folder, env=env,
+                                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def scheduler(self) -> str:
         self._start("scheduler", ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
@@ -184,12 +193,13 @@ def tls_cluster(tmp_path_factory):
         procs.stop()
 
 
-def _grade_on(procs: Processes, submissions: Path, out: Path, said: list[str]):
+def _grade_on(procs: Processes, submissions: Path, out: Path, said: list[str], by_file: bool = False):
     tls = procs.tls or {}
+    where = {"scheduler_file": procs.file} if by_file else {"address": procs.address}
     return autograde.autograde(LESSON, submissions, out, jobs=2, timeout=TIMEOUT, wall_clock=WALL_CLOCK, limits=LIMITS,
                                progress=said.append,
-                               cluster={"address": procs.address, "tls_ca_file": tls.get("ca"),
-                                        "tls_cert": tls.get("cert"), "tls_key": tls.get("key")})
+                               cluster={**where, "tls_ca_file": tls.get("ca"), "tls_cert": tls.get("cert"),
+                                        "tls_key": tls.get("key")})
 
 
 @needs_isolation
@@ -233,7 +243,7 @@ def test_a_worker_killed_while_grading_loses_nothing(small_class, local, tls_clu
 
     def run():
         try:
-            outcome["results"] = _grade_on(tls_cluster, small_class, tmp_path / "out", said)
+            outcome["results"] = _grade_on(tls_cluster, small_class, tmp_path / "out", said, by_file=True)
         except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
             outcome["error"] = exc
 
