@@ -29,7 +29,7 @@ pytestmark = pytest.mark.notebooks
 LESSON = "02_conv_pool_arithmetic"
 NB = f"{LESSON}.ipynb"
 POINTS = {"test_conv_output_size": 2, "test_conv_param_count": 1, "test_conv2d": 4, "test_pool_output_size": 1,
-          "test_pool2d": 3, "test_receptive_field": 2, "test_layer_table": 3}
+          "test_max_pool2d": 2, "test_avg_pool2d": 1, "test_receptive_field": 2, "test_layer_table": 3}
 FULL = sum(POINTS.values())
 TIMEOUT = 25  # seconds per cell in these tests: the lesson's slowest cell takes a few
 
@@ -140,7 +140,7 @@ def klass(tmp_path_factory):
     dup["cells"].insert(dup["cells"].index(_cell(dup, "conv_output_size")) + 1, twin)  # a second, solved copy
     k.add("duplicate_cell", dup, POINTS["test_conv_output_size"], "duplicate cell conv_output_size run as a plain cell")
     retyped = copy.deepcopy(s)
-    test = _cell(retyped, "test_pool2d")
+    test = _cell(retyped, "test_max_pool2d")
     test.update(cell_type="markdown")
     test.pop("outputs", None)
     test.pop("execution_count", None)
@@ -302,7 +302,8 @@ def test_lesson_06_is_graded_from_the_saved_model_without_training(tmp_path):
     untrained.save(subs / "with_model" / lesson / "mnist_model.keras")
     autograde.autograde(lesson, subs, tmp_path / "out", jobs=2, timeout=120, wall_clock=400, progress=print)
     rows = {r["student_id"]: r for r in csv.DictReader(open(tmp_path / "out" / "grades.csv", encoding="utf-8"))}
-    exercises = {"test_prepare_mnist": 2, "test_confusion_matrix": 2, "test_error_analysis": 3}
+    exercises = {"test_prepare_mnist": 2, "test_confusion_matrix": 2, "test_per_class_accuracy": 1,
+                 "test_most_confused_pairs": 2}
     tiers = ("project_tier_1", "project_tier_2", "project_tier_3")
     for student, rules in (("with_model", 1), ("no_model", 0)):
         row = rows[student]
