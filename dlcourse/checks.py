@@ -21,7 +21,7 @@ import numpy as np
 
 __all__ = [
     "rel_error", "assert_close", "assert_shape", "assert_dtype", "assert_in_range", "assert_equal",
-    "assert_numpy_only", "all_layers", "loss_name",
+    "assert_numpy_only", "all_layers", "loss_name", "copy_weights_by_name",
 ]
 
 
@@ -338,3 +338,29 @@ def loss_name(model) -> str | None:
         name = type(loss).__name__
     name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
     return _LOSS_ALIASES.get(name, name)
+
+
+def copy_weights_by_name(source, *targets) -> list[str]:
+    """Give the layers of ``targets`` the weights of the layers of ``source`` with the same names.
+
+    For models that share layers, such as an autoencoder and its encoder and decoder: a
+    test that trains the autoencoder keeps the encoder and decoder in step with it even
+    where the three arrive as separate copies (rebuilt from their configs, as the grader
+    does). Where they share the layer objects this changes nothing. Returns the names of
+    the targets' layers with weights that ``source`` has no layer for (empty: all shared).
+    """
+    def leaves(model):
+        return {layer.name: layer for layer in all_layers(model)
+                if layer.weights and not getattr(layer, "layers", None)}
+
+    available = leaves(source)
+    missing = []
+    for target in targets:
+        for name, layer in leaves(target).items():
+            match = available.get(name)
+            weights = match.get_weights() if match is not None else None
+            if weights is None or [w.shape for w in weights] != [w.shape for w in layer.get_weights()]:
+                missing.append(name)
+            elif match is not layer:
+                layer.set_weights(weights)
+    return missing

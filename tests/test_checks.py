@@ -188,3 +188,20 @@ def test_loss_name_however_the_loss_was_given(loss, expected):
     given = {"object": keras.losses.BinaryCrossentropy(), "function": keras.losses.binary_crossentropy}.get(loss, loss)
     model.compile(optimizer="adam", loss=given)
     assert checks.loss_name(model) == expected
+
+
+def test_copy_weights_by_name_keeps_copies_of_shared_layers_in_step():
+    keras, _ = _frameworks()
+    inputs = keras.Input((6,))
+    encoder = keras.Model(inputs, keras.layers.Dense(2, name="code")(inputs))
+    code = keras.Input((2,))
+    decoder = keras.Model(code, keras.layers.Dense(6, name="out")(code))
+    autoencoder = keras.Model(inputs, decoder(encoder(inputs)))
+    assert checks.copy_weights_by_name(autoencoder, encoder, decoder) == []  # shared: nothing to do
+    copies = [keras.models.clone_model(m) for m in (autoencoder, encoder, decoder)]  # as a grader rebuilds them
+    copies[0].set_weights([w + 1 for w in autoencoder.get_weights()])  # "training" the autoencoder copy
+    assert checks.copy_weights_by_name(copies[0], copies[1], copies[2]) == []
+    x = np.random.default_rng(0).normal(size=(3, 6)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(copies[0](x)), np.asarray(copies[2](copies[1](x))), rtol=1e-5)
+    separate = keras.Sequential([keras.Input((6,)), keras.layers.Dense(2, name="elsewhere")])
+    assert checks.copy_weights_by_name(autoencoder, separate) == ["elsewhere"]
