@@ -136,6 +136,17 @@ class Referee:
                            if type(f) is types.FunctionType and f.__kwdefaults__]
         self.hot = [(name, m, snap) for name, (m, snap) in self.mods.items() if name.split(".")[0] in _HOT_MODULES]
 
+    def _in_snapshot(self, func: types.FunctionType) -> bool:
+        """Whether ``func`` is what its module (or a class in it) held when the snapshot was taken."""
+        entry = self.mods.get(func.__module__)
+        parts = func.__qualname__.split(".")
+        value = entry[1].get(parts[0], _MISSING) if entry else _MISSING
+        for part in parts[1:]:
+            if not isinstance(value, type):
+                return False
+            value = type.__dict__["__dict__"].__get__(value).get(part, _MISSING)
+        return getattr(value, "__func__", value) is func
+
     def _untrusted_code(self, value, depth: int = 0) -> bool:
         """Whether ``value`` is a function or class written in the student's cells (or anywhere untrusted).
 
@@ -374,6 +385,10 @@ class Referee:
             target = args[0]
             if args[1] in _CODE_ATTRS and type(target) is types.FunctionType and (
                     self._trusted_file(target.__code__.co_filename) or target.__module__ == "__referee__"):
+                with self.internal():
+                    caller = sys._getframe(2).f_code.co_filename
+                if self._trusted_file(caller) and not self._in_snapshot(target):
+                    return None  # a library setting up a function it just made (pyparsing does, on import)
                 return f"changing {args[1]} of {target.__qualname__}"
             return None
         if event in ("sys.settrace", "sys.setprofile") or event.startswith("sys.monitoring"):

@@ -128,6 +128,21 @@ def test_a_correct_answer_passes_and_a_wrong_one_fails(kernel):
     assert record["findings"] == [], record["findings"]
 
 
+def test_a_library_may_set_up_functions_it_just_made():
+    """pyparsing sets keyword defaults of functions it makes while it is imported: when that import
+    happens under a student's cell it is not refused; the student's own change still is."""
+    with fresh() as k:
+        out, err = k.run("import pyparsing.util\n"
+                         "def kw_only(*, marker='>!<'):\n    return marker\n"
+                         "made = pyparsing.util.replaced_by_pep8('kwOnly', kw_only)\n"
+                         "print(made.__kwdefaults__)")
+        assert err is None and "'marker': '>!<'" in out, (out, err)
+        k.run(WRONG)
+        out, err = k.run(TRICKS["keyword defaults"])
+        findings = k.check("trick")["findings"]
+        assert err is not None or findings, "a student's own change of a library's keyword defaults went unseen"
+
+
 # Tricks that leave the kernel unable to run the referee's requests: each gets a kernel of its own.
 BREAKING = {"input transformer", "cleanup transformer", "AST transformer", "run_cell replaced",
             "run_cell_async on the class", "forged record", "background patcher thread", "traceback hidden",
