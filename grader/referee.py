@@ -66,6 +66,8 @@ _KERNEL_BUILTINS = frozenset({"input", "raw_input", "exit", "quit", "get_ipython
 _QUIET_REFUSALS = frozenset({"sys._getframe", "object.__getattr__", "compile"})
 _FRAME_ATTRS = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame"})
 _CODE_ATTRS = frozenset({"__code__", "__defaults__", "__kwdefaults__"})
+# Code the referee compiles from the grading plan (the master's setup and test cells), never the student's.
+_PLAN_CODE = ("<setup ", "<test ")
 _MAX_OUTPUT = 64_000  # characters of a test's printed output kept for the feedback
 
 
@@ -334,7 +336,7 @@ class Referee:
             self.findings.append("sys.excepthook replaced")
 
     def _trusted_file(self, filename: str) -> bool:
-        return filename.startswith(self.trusted) or filename == self.own_file or filename.startswith("<frozen ")
+        return filename.startswith(self.trusted) or filename == self.own_file or filename.startswith(("<frozen ", *_PLAN_CODE))
 
     def internal(self):
         """A region where the referee itself reads frames or calls ctypes; no student code may run in it."""
@@ -545,14 +547,16 @@ class Referee:
         """Run ``source`` in a fresh thread; (passed, error, output, names it assigned)."""
         ns = self.ns if ns is None else ns
         try:
-            tree = ast.parse(source, filename)
+            with self.internal():  # the name marks it as the plan's code: student code may not compile under it
+                tree = ast.parse(source, filename)
         except SyntaxError as exc:
             return False, ["SyntaxError", str(exc), []], "", {}
         token = secrets.token_hex(16)
         done, failed = set(), []
         lock = _thread.allocate_lock()
         lock.acquire()
-        code = self.compile(_wrap(tree, token), filename, "exec")
+        with self.internal():
+            code = self.compile(_wrap(tree, token), filename, "exec")
         helpers = {"__referee_done__": done.add, "__referee_fail__": failed.append,
                    "__referee_release__": lock.release}
         before = dict(ns)

@@ -143,6 +143,12 @@ def test_a_library_may_set_up_functions_it_just_made():
         assert err is not None or findings, "a student's own change of a library's keyword defaults went unseen"
 
 
+def test_student_code_may_not_pass_for_the_plans_code(kernel):
+    """Code named like the referee's setup and test cells counts as trusted: a student cannot compile under that name."""
+    out, err = kernel.run("code = compile('x = 1', '<test test_conv2d>', 'exec')")
+    assert err is not None and "not allowed while grading" in err["evalue"], (out, err)
+
+
 # Tricks that leave the kernel unable to run the referee's requests: each gets a kernel of its own.
 BREAKING = {"input transformer", "cleanup transformer", "AST transformer", "run_cell replaced",
             "run_cell_async on the class", "forged record", "background patcher thread", "traceback hidden",
