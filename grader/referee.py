@@ -68,6 +68,8 @@ _FRAME_ATTRS = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame"})
 _CODE_ATTRS = frozenset({"__code__", "__defaults__", "__kwdefaults__"})
 # Code the referee compiles from the grading plan (the master's setup and test cells), never the student's.
 _PLAN_CODE = ("<setup ", "<test ")
+_LAUNCH_FRAMES = ("main", "<module>")  # the kernel's bottom frames, in this file
+_FRAME_EVENTS = frozenset({"sys._getframe", "object.__getattr__"})  # refused only where they reach a protected frame
 _MAX_OUTPUT = 64_000  # characters of a test's printed output kept for the feedback
 
 
@@ -338,6 +340,40 @@ class Referee:
     def _trusted_file(self, filename: str) -> bool:
         return filename.startswith(self.trusted) or filename == self.own_file or filename.startswith(("<frozen ", *_PLAN_CODE))
 
+    def _protected_file(self, filename: str) -> bool:
+        """The referee's own code and the plan's cells: frames whose locals hold the key or the tests."""
+        return filename == self.own_file or filename.startswith(_PLAN_CODE)
+
+    def reaches_protected(self, event: str, args: tuple) -> bool:
+        """Whether the frames a frame-reading event hands out could lead to a protected frame.
+
+        Only such reads are refused: a library that looks at the student's own stack (TensorFlow
+        tracing a function, namedtuple naming its module) is left alone.
+        """
+        with self.internal():
+            if event == "sys._getframe":
+                starts = [sys._getframe(2)]
+            else:
+                obj, name = args
+                if name == "tb_frame":
+                    starts, tb = [], obj
+                    while tb is not None:
+                        starts.append(tb.tb_frame)
+                        tb = tb.tb_next
+                else:
+                    starts = [getattr(obj, name, None)]
+                    code = getattr(obj, "gi_code", None) or getattr(obj, "cr_code", None) or getattr(obj, "ag_code", None)
+                    if code is not None and self._protected_file(code.co_filename):
+                        return True
+            for frame in starts:
+                while frame is not None:
+                    code = frame.f_code
+                    # main() started the kernel and dropped the plan and the referee: it holds nothing.
+                    if self._protected_file(code.co_filename) and code.co_name not in _LAUNCH_FRAMES:
+                        return True
+                    frame = frame.f_back
+            return False
+
     def internal(self):
         """A region where the referee itself reads frames or calls ctypes; no student code may run in it."""
         return _Internal(self.local)
@@ -363,7 +399,11 @@ class Referee:
                     and all(self.type(a) is str for a in args):
                 (self.run_test if event == "dlcourse.test" else self.run_check)(*args)
             return
+        if getattr(self.local, "internal", False):
+            return
         refusal = self.refuse(event, args)
+        if refusal and event in _FRAME_EVENTS and not self.reaches_protected(event, args):
+            return
         where = refusal and self.student_on_stack()
         if where:
             direct, caller = where
@@ -730,6 +770,41 @@ def _async_raise(ident: int, exc_type: type) -> None:
 _BUILTIN_ERRORS = tuple(v for v in vars(builtins).values() if isinstance(v, type) and issubclass(v, BaseException))
 
 
+# The student's function runs in a thread whose stack holds no frame of the referee or of the
+# test: whatever it (or a library it calls) finds by walking frames is its own. The runner is
+# compiled under a name of its own so that it is not a protected frame; it holds nothing secret.
+_RUNNER = {}
+exec(compile(
+    "def run(target, args, kwargs, box, release):\n"
+    "    try:\n"
+    "        box.append((True, target(*args, **kwargs)))\n"
+    "    except BaseException as exc:\n"
+    "        box.append((False, exc))\n"
+    "    finally:\n"
+    "        release()\n", "<barrier>", "exec"), _RUNNER)
+
+
+def _call_apart(referee: Referee, target, args: tuple, kwargs: dict):
+    """``target(*args, **kwargs)`` in a fresh thread; its result, or its exception raised here."""
+    box: list = []
+    lock = _thread.allocate_lock()
+    lock.acquire()
+    ident = _thread.start_new_thread(_RUNNER["run"], (target, args, kwargs, box, lock.release))
+    try:
+        while not lock.acquire(timeout=0.05):
+            pass
+    except KeyboardInterrupt:  # the time limit: pass it on to the student's thread
+        with referee.internal():
+            _async_raise(ident, KeyboardInterrupt)
+        if not lock.acquire(timeout=10):
+            referee.compromised = "not reached (time limit): an earlier test did not stop when interrupted"
+        raise
+    ok, value = box[0] if box else (False, RuntimeError("the function's thread ended without a result"))
+    if ok:
+        return value
+    raise value
+
+
 def _barrier(referee: Referee, name: str, target):
     """A stand-in for the student's function: copies in, plain data out, a check after every call."""
 
@@ -737,7 +812,7 @@ def _barrier(referee: Referee, name: str, target):
         args = tuple(_copy_arg(name, a) for a in args)
         kwargs = {k: _copy_arg(name, v) for k, v in kwargs.items()}
         try:
-            result = target(*args, **kwargs)
+            result = _call_apart(referee, target, args, kwargs)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:
