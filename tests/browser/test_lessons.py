@@ -1,7 +1,8 @@
 """Every lesson runs in JupyterLab in Chromium, and every visualizer answers a learner's input.
 
 Each solution notebook (working code; a copy, served as ``solved/``) is opened in the
-browser and run with *Run All*. Then no cell may have errored, no widget may show
+browser and run with *Run All*: the session's one run of it, which tests/lessons reads
+(every cell ran, no error, every visible and hidden test passed). Then no cell may have errored, no widget may show
 "Error displaying widget" or stay "Loading widget", and the page may log no errors.
 The lesson's visualizers are then used as a learner would, the time from input to
 updated picture is reported, and a screenshot of each is written (to docs/images
@@ -12,12 +13,16 @@ from __future__ import annotations
 
 import ast
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import pytest
-from lab_driver import cell_index, open_notebook, output, run_all, slider_handle, slider_value, timed_change, widget_problems
+from lab_driver import (cell_index, notebook_json, open_notebook, output, run_all, slider_handle, slider_value, timed_change,
+                        widget_problems)
+
+from tests.lessons import solution_runs
 
 pytestmark = [pytest.mark.browser, pytest.mark.notebooks]
 
@@ -163,7 +168,10 @@ def test_every_visualizer_has_a_browser_check():
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda n: n.split("/")[-1].removesuffix(".ipynb"))
 def test_lesson_runs_in_the_browser(page, lab, notebook, screenshots, latencies):
     sources = open_notebook(page, lab, f"solved/{notebook}")
+    start = time.perf_counter()
     problems = run_all(page)
+    # This run is the session's run of the solution: tests/lessons checks its outputs.
+    solution_runs.record(notebook, notebook_json(page), time.perf_counter() - start, "JupyterLab (Run All)")
     assert not problems, f"{notebook} in JupyterLab:\n" + "\n".join(problems)
     assert not widget_problems(page), widget_problems(page)
 

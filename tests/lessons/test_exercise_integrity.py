@@ -4,7 +4,8 @@ For every lesson, through the real grader (``grader.autograde.autograde``), in o
 lesson that grades together:
 
 - the *variants* submission: the solution notebook with every exercise answered another
-  correct way (``tests/exercise_variants.py``). Every test cell must give full marks;
+  correct way (``tests/lessons/exercise_variants.py``). Every test cell must give full marks;
+- the *blank* submission: the lesson as released. Every test cell must give no points;
 - one or more *shortcuts* submissions: the blank lesson with shortcut answers pasted into
   its exercises (Keras in a NumPy exercise, a test's helper reused, the answer read from the
   input, a model that does not learn, a model fitted to the test images ...). The test cells
@@ -27,7 +28,7 @@ import numpy as np
 import pytest
 
 from grader import course
-from tests import exercise_variants as ev
+from tests.lessons import exercise_variants as ev
 
 pytestmark = pytest.mark.notebooks
 
@@ -88,6 +89,9 @@ def _submissions(assignment: str, root: Path, models: dict[str, Path]) -> dict[s
         if v.model:
             shutil.copy(models[v.model], folder / "mnist_model.keras")
     students["variants"] = []
+    for name in notebooks:  # the blank lesson as released: every test must fail on it
+        _write_notebook(assignment, name, "lessons", {}, (), root / "blank" / assignment / name)
+    students["blank"] = []
     for i, sub in enumerate(ev.SHORTCUTS[assignment], 1):
         folder = root / f"shortcuts{i}" / assignment
         for name in notebooks:
@@ -185,6 +189,12 @@ def test_shortcuts_lose_points_and_correct_variants_keep_them(assignment, tmp_pa
     for gid, full in points.items():
         if float(variants[gid]) < full:
             problems.append(f"correct variant lost points in {gid}: {variants[gid]}/{full:g} ({variants['status']})")
+    for honest in ("variants", "blank"):  # honest work is graded without a problem or a flag for review
+        if rows[honest]["status"] != "graded":
+            problems.append(f"{honest}: status {rows[honest]['status']!r}, expected 'graded'")
+    passed_blank = [gid for gid in points if float(rows["blank"][gid]) > 0]
+    if passed_blank:
+        problems.append(f"tests pass on the blank lesson (they cannot catch a missing answer): {passed_blank}")
     for student, shortcuts in students.items():
         for gid, shortcut in shortcuts:
             if shortcut.needs_referee and not REFEREE:
