@@ -280,7 +280,7 @@ def assert_numpy_only(fn, *args, **kwargs):
     with block:
         try:
             result = fn(*args, **kwargs)
-        except Exception as exc:
+        except Exception:
             if block.attempts:
                 raise AssertionError(f"{name} used TensorFlow/Keras ({block.attempts[0]}): "
                                      "this exercise asks for NumPy only") from None

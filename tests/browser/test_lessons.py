@@ -14,13 +14,22 @@ from __future__ import annotations
 import ast
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
-from lab_driver import (cell_index, notebook_json, open_notebook, output, run_all, slider_handle, slider_value, timed_change,
-                        widget_problems)
+from lab_driver import (
+    cell_index,
+    notebook_json,
+    open_notebook,
+    output,
+    run_all,
+    slider_handle,
+    slider_value,
+    timed_change,
+    widget_problems,
+)
 
 from tests.lessons import solution_runs
 
@@ -130,7 +139,7 @@ def use_draw_digit(page, area, record):
     timed_change(page, stroke, preview)
     page.wait_for_function("el => /[1-9]\\d*%/.test(el.innerText)", arg=bars.element_handle())
     for k in range(1, REPEAT + 1):  # thicken the top of the line a little: the picture updates on mouse-up
-        record("short stroke (preprocess + predict + redraw)", timed_change(page, lambda: stroke(0.08, 2, dx=2.0 * k), preview))
+        record("short stroke (preprocess + predict + redraw)", timed_change(page, lambda k=k: stroke(0.08, 2, dx=2.0 * k), preview))
     probabilities = bar_percentages(bars)
     assert len(probabilities) == 10, bars.inner_text()
     assert max(range(10), key=probabilities.__getitem__) == 1, f"a vertical stroke was not read as a 1: {probabilities}"
@@ -178,7 +187,7 @@ def test_lesson_runs_in_the_browser(page, lab, notebook, screenshots, latencies)
     for vis in VISUALIZERS.get(notebook, []):
         area = output(page, cell_index(sources, vis.marker))
         assert area.locator(".jupyter-widgets").count(), f"{vis.name}: no live widget in the output"
-        vis.use(page, area, lambda action, seconds: latencies.append((vis.name, action, seconds)))
+        vis.use(page, area, lambda action, seconds, name=vis.name: latencies.append((name, action, seconds)))
         area.screenshot(path=screenshots / f"{vis.name}.png")
 
     assert not widget_problems(page, settle_s=5), widget_problems(page)

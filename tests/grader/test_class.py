@@ -23,7 +23,6 @@ import pytest
 
 from grader import autograde, course, sandbox
 from grader.submissions import safe_id
-
 from tests.grader.test_referee import TRICKS
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.sandbox]

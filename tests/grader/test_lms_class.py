@@ -17,7 +17,6 @@ import zipfile
 import pytest
 
 from grader import autograde, export, sandbox
-
 from tests.grader.test_class import FULL, LESSON, LIMITS, NB, TIMEOUT, Class, _cell, _lean
 from tests.grader.test_lms import _canvas_reads, _moodle_reads
 

@@ -13,7 +13,6 @@ import textwrap
 import pytest
 
 from grader import sandbox
-
 from tests.grader.kernel import SandboxedKernel
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.skipif(sandbox.isolation() is not None,
