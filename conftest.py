@@ -1,12 +1,11 @@
-"""Test-suite set-up shared by tests/ and the notebooks in solutions/.
+"""Test-suite set-up: lesson markers, and the solution notebooks' run times in the summary.
 
-Solution notebooks are executed by nbval (``pytest --nbval-lax``, configured in
-pyproject.toml); the summary at the end lists how long each one took.
+Each solution notebook runs once per session (tests/lessons/solution_runs.py); the summary
+at the end lists how long each run took and where it ran.
 """
 
 from __future__ import annotations
 
-import collections
 import os
 import sys
 from pathlib import Path
@@ -15,9 +14,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))  # for `import grader` and `import bench`
-
-_notebook_seconds: dict[str, float] = collections.defaultdict(float)
-
 
 LESSON_FOLDERS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir() and p.name[:2].isdigit())
 
@@ -45,26 +41,14 @@ def lessons_of(item) -> set[str]:
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        if str(item.fspath).endswith(".ipynb"):
-            item.add_marker(pytest.mark.notebooks)
         for number in lessons_of(item):
             item.add_marker(getattr(pytest.mark, f"lesson{number}"))
 
 
-def pytest_runtest_logreport(report):
-    if report.nodeid.split("::")[0].endswith(".ipynb"):
-        _notebook_seconds[report.nodeid.split("::")[0]] += report.duration
-
-
 def pytest_terminal_summary(terminalreporter):
-    if not _notebook_seconds:
+    runs = sys.modules.get("tests.lessons.solution_runs")
+    if runs is None or not runs.runs():
         return
-    terminalreporter.section("notebook execution times (nbval, top to bottom)")
-    for path, seconds in sorted(_notebook_seconds.items()):
-        terminalreporter.write_line(f"{seconds:7.1f} s  {path}")
-    terminalreporter.write_line(f"{sum(_notebook_seconds.values()):7.1f} s  total")
-
-
-@pytest.fixture(scope="session")
-def repo_root() -> Path:
-    return ROOT
+    terminalreporter.section("solution notebooks: one run each, top to bottom")
+    for name, run in sorted(runs.runs().items()):
+        terminalreporter.write_line(f"{run.seconds:7.1f} s  {name}  ({run.where})")

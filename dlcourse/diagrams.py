@@ -341,7 +341,7 @@ def dropout(layer_sizes=(4, 6, 6, 2), rate: float = 0.5, seed: int = 0):
                         continue
                     c.line(*_trim(p, q, 0.25, 0.25), color=COLOURS["edge"], lw=0.6, alpha=0.6,
                            gid=f"edge:{'train' if training else 'test'}")
-        for layer, n in enumerate(sizes):
+        for layer in range(len(sizes)):
             fc = COLOURS["input"] if layer == 0 else COLOURS["output"] if layer == len(sizes) - 1 else COLOURS["hidden"]
             for j, xy in enumerate(pos[layer]):
                 if training and dropped[layer][j]:

@@ -201,7 +201,7 @@ def _config(settings: Settings, course_dir: Path, runtime: Path, job: Path, dead
         f"c.RefereedExecute.cell_output_bytes = {limits.cell_output}",
         f"c.RefereedExecute.notebook_output_bytes = {limits.notebook_output}",
         f"c.RefereedExecute.runtime_bytes = {limits.runtime_bytes}",
-        "c.RefereedExecute.deadline = float(open(%r).read())" % str(job / "deadline"),
+        f"c.RefereedExecute.deadline = float(open({str(job / 'deadline')!r}).read())",
         "c.KernelManager.transport = 'ipc'",
         f"c.KernelManager.ip = {str(runtime / 'kernel')!r}",
         "c.LimitOutput.max_lines = 1000",

@@ -35,6 +35,11 @@ SANDBOX_HOME = "/tmp"  # the one tmpfs inside the sandbox: /tmp itself, and work
 STUDENT_UID = 65534
 
 
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
 def _apply_limits(limits: dict) -> None:
     for name, key in (("RLIMIT_AS", "memory"), ("RLIMIT_FSIZE", "file_size"), ("RLIMIT_CPU", "cpu_seconds"),
                       ("RLIMIT_NOFILE", "open_files"), ("RLIMIT_CORE", None)):
@@ -74,7 +79,7 @@ def _join_cgroup(controller: str, settings: dict) -> bool:
     v2 = "/sys/fs/cgroup/cgroup.controllers"
     for base in (f"/sys/fs/cgroup/{controller}", "/sys/fs/cgroup"):
         is_v1 = base.endswith(controller) and os.path.exists(f"{base}/cgroup.procs")
-        is_v2 = base == "/sys/fs/cgroup" and os.path.exists(v2) and controller in open(v2).read().split()
+        is_v2 = base == "/sys/fs/cgroup" and os.path.exists(v2) and controller in _read(v2).split()
         if not (is_v1 or is_v2):
             continue
         group = f"{base}/dlcourse-grader-{os.getpid()}"

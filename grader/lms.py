@@ -25,9 +25,9 @@ number (the ``Participant 12345`` of the grading worksheet, not the Moodle user 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 CANVAS, MOODLE = "canvas", "moodle"
 PLATFORMS = {CANVAS: "Canvas", MOODLE: "Moodle"}

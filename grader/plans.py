@@ -45,7 +45,8 @@ def defined_names(source: str) -> list[str]:
     return names
 
 
-def imported_modules(source: str) -> list[str]:
+def imported_modules(source: str, keep_all: bool = False) -> list[str]:
+    """The modules ``source`` imports (absolute imports only), those never preloaded left out unless ``keep_all``."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -56,7 +57,7 @@ def imported_modules(source: str) -> list[str]:
             found += [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             found.append(node.module)
-    return [m for m in found if not m.startswith(NEVER_PRELOAD)]
+    return found if keep_all else [m for m in found if not m.startswith(NEVER_PRELOAD)]
 
 
 def plan_for(nb: dict, name: str) -> dict:
@@ -84,8 +85,16 @@ def plan_for(nb: dict, name: str) -> dict:
     if not setup and first_plain is not None:  # no cell marked read-only: the first code cell sets up
         setup.append(first_plain)
         preload += imported_modules(first_plain)
+    if any(_imports_matplotlib(source) for source in [*setup, *tests.values()]):
+        # Its font list is built once per kernel, by running fc-list: before the referee is armed,
+        # not under the student's first cell (where starting a process is refused).
+        preload.append("matplotlib.font_manager")
     return {"tests": tests, "setup": setup, "student_names": sorted(set(student)),
             "preload": list(dict.fromkeys(preload))}
+
+
+def _imports_matplotlib(source: str) -> bool:
+    return any(m.split(".")[0] == "matplotlib" for m in imported_modules(source, keep_all=True))
 
 
 def write_plans(source_folder: Path, dest: Path) -> dict:

@@ -346,7 +346,7 @@ class RefereedExecute(Execute):
                 self.runtime_overflow = (f"wrote more than {self.runtime_bytes >> 20} MiB (or 5000 files) into the "
                                          f"grader's runtime folder in cell {getattr(self, 'current', '?')}")
                 self._kill_kernel()
-                for folder, dirs, files in os.walk(runtime, topdown=False, followlinks=False):
+                for folder, _dirs, files in os.walk(runtime, topdown=False, followlinks=False):
                     for name in files:
                         if not name.endswith(".json") and not name.startswith("kernel"):
                             try:

@@ -66,6 +66,10 @@ _KERNEL_BUILTINS = frozenset({"input", "raw_input", "exit", "quit", "get_ipython
 _QUIET_REFUSALS = frozenset({"sys._getframe", "object.__getattr__", "compile"})
 _FRAME_ATTRS = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame"})
 _CODE_ATTRS = frozenset({"__code__", "__defaults__", "__kwdefaults__"})
+# Code the referee compiles from the grading plan (the master's setup and test cells), never the student's.
+_PLAN_CODE = ("<setup ", "<test ")
+_LAUNCH_FRAMES = ("main", "<module>")  # the kernel's bottom frames, in this file
+_FRAME_EVENTS = frozenset({"sys._getframe", "object.__getattr__"})  # refused only where they reach a protected frame
 _MAX_OUTPUT = 64_000  # characters of a test's printed output kept for the feedback
 
 
@@ -135,6 +139,17 @@ class Referee:
                            if name.split(".")[0] in ("dlcourse", "numpy") for f in snap.values()
                            if type(f) is types.FunctionType and f.__kwdefaults__]
         self.hot = [(name, m, snap) for name, (m, snap) in self.mods.items() if name.split(".")[0] in _HOT_MODULES]
+
+    def _in_snapshot(self, func: types.FunctionType) -> bool:
+        """Whether ``func`` is what its module (or a class in it) held when the snapshot was taken."""
+        entry = self.mods.get(func.__module__)
+        parts = func.__qualname__.split(".")
+        value = entry[1].get(parts[0], _MISSING) if entry else _MISSING
+        for part in parts[1:]:
+            if not isinstance(value, type):
+                return False
+            value = type.__dict__["__dict__"].__get__(value).get(part, _MISSING)
+        return getattr(value, "__func__", value) is func
 
     def _untrusted_code(self, value, depth: int = 0) -> bool:
         """Whether ``value`` is a function or class written in the student's cells (or anywhere untrusted).
@@ -323,7 +338,41 @@ class Referee:
             self.findings.append("sys.excepthook replaced")
 
     def _trusted_file(self, filename: str) -> bool:
-        return filename.startswith(self.trusted) or filename == self.own_file or filename.startswith("<frozen ")
+        return filename.startswith(self.trusted) or filename == self.own_file or filename.startswith(("<frozen ", *_PLAN_CODE))
+
+    def _protected_file(self, filename: str) -> bool:
+        """The referee's own code and the plan's cells: frames whose locals hold the key or the tests."""
+        return filename == self.own_file or filename.startswith(_PLAN_CODE)
+
+    def reaches_protected(self, event: str, args: tuple) -> bool:
+        """Whether the frames a frame-reading event hands out could lead to a protected frame.
+
+        Only such reads are refused: a library that looks at the student's own stack (TensorFlow
+        tracing a function, namedtuple naming its module) is left alone.
+        """
+        with self.internal():
+            if event == "sys._getframe":
+                starts = [sys._getframe(2)]
+            else:
+                obj, name = args
+                if name == "tb_frame":
+                    starts, tb = [], obj
+                    while tb is not None:
+                        starts.append(tb.tb_frame)
+                        tb = tb.tb_next
+                else:
+                    starts = [getattr(obj, name, None)]
+                    code = getattr(obj, "gi_code", None) or getattr(obj, "cr_code", None) or getattr(obj, "ag_code", None)
+                    if code is not None and self._protected_file(code.co_filename):
+                        return True
+            for frame in starts:
+                while frame is not None:
+                    code = frame.f_code
+                    # main() started the kernel and dropped the plan and the referee: it holds nothing.
+                    if self._protected_file(code.co_filename) and code.co_name not in _LAUNCH_FRAMES:
+                        return True
+                    frame = frame.f_back
+            return False
 
     def internal(self):
         """A region where the referee itself reads frames or calls ctypes; no student code may run in it."""
@@ -350,7 +399,11 @@ class Referee:
                     and all(self.type(a) is str for a in args):
                 (self.run_test if event == "dlcourse.test" else self.run_check)(*args)
             return
+        if getattr(self.local, "internal", False):
+            return
         refusal = self.refuse(event, args)
+        if refusal and event in _FRAME_EVENTS and not self.reaches_protected(event, args):
+            return
         where = refusal and self.student_on_stack()
         if where:
             direct, caller = where
@@ -374,6 +427,10 @@ class Referee:
             target = args[0]
             if args[1] in _CODE_ATTRS and type(target) is types.FunctionType and (
                     self._trusted_file(target.__code__.co_filename) or target.__module__ == "__referee__"):
+                with self.internal():
+                    caller = sys._getframe(2).f_code.co_filename
+                if self._trusted_file(caller) and not self._in_snapshot(target):
+                    return None  # a library setting up a function it just made (pyparsing does, on import)
                 return f"changing {args[1]} of {target.__qualname__}"
             return None
         if event in ("sys.settrace", "sys.setprofile") or event.startswith("sys.monitoring"):
@@ -530,14 +587,16 @@ class Referee:
         """Run ``source`` in a fresh thread; (passed, error, output, names it assigned)."""
         ns = self.ns if ns is None else ns
         try:
-            tree = ast.parse(source, filename)
+            with self.internal():  # the name marks it as the plan's code: student code may not compile under it
+                tree = ast.parse(source, filename)
         except SyntaxError as exc:
             return False, ["SyntaxError", str(exc), []], "", {}
         token = secrets.token_hex(16)
         done, failed = set(), []
         lock = _thread.allocate_lock()
         lock.acquire()
-        code = self.compile(_wrap(tree, token), filename, "exec")
+        with self.internal():
+            code = self.compile(_wrap(tree, token), filename, "exec")
         helpers = {"__referee_done__": done.add, "__referee_fail__": failed.append,
                    "__referee_release__": lock.release}
         before = dict(ns)
@@ -711,6 +770,41 @@ def _async_raise(ident: int, exc_type: type) -> None:
 _BUILTIN_ERRORS = tuple(v for v in vars(builtins).values() if isinstance(v, type) and issubclass(v, BaseException))
 
 
+# The student's function runs in a thread whose stack holds no frame of the referee or of the
+# test: whatever it (or a library it calls) finds by walking frames is its own. The runner is
+# compiled under a name of its own so that it is not a protected frame; it holds nothing secret.
+_RUNNER = {}
+exec(compile(
+    "def run(target, args, kwargs, box, release):\n"
+    "    try:\n"
+    "        box.append((True, target(*args, **kwargs)))\n"
+    "    except BaseException as exc:\n"
+    "        box.append((False, exc))\n"
+    "    finally:\n"
+    "        release()\n", "<barrier>", "exec"), _RUNNER)
+
+
+def _call_apart(referee: Referee, target, args: tuple, kwargs: dict):
+    """``target(*args, **kwargs)`` in a fresh thread; its result, or its exception raised here."""
+    box: list = []
+    lock = _thread.allocate_lock()
+    lock.acquire()
+    ident = _thread.start_new_thread(_RUNNER["run"], (target, args, kwargs, box, lock.release))
+    try:
+        while not lock.acquire(timeout=0.05):
+            pass
+    except KeyboardInterrupt:  # the time limit: pass it on to the student's thread
+        with referee.internal():
+            _async_raise(ident, KeyboardInterrupt)
+        if not lock.acquire(timeout=10):
+            referee.compromised = "not reached (time limit): an earlier test did not stop when interrupted"
+        raise
+    ok, value = box[0] if box else (False, RuntimeError("the function's thread ended without a result"))
+    if ok:
+        return value
+    raise value
+
+
 def _barrier(referee: Referee, name: str, target):
     """A stand-in for the student's function: copies in, plain data out, a check after every call."""
 
@@ -718,7 +812,7 @@ def _barrier(referee: Referee, name: str, target):
         args = tuple(_copy_arg(name, a) for a in args)
         kwargs = {k: _copy_arg(name, v) for k, v in kwargs.items()}
         try:
-            result = target(*args, **kwargs)
+            result = _call_apart(referee, target, args, kwargs)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:

@@ -31,7 +31,7 @@ def test_submodules_load_lazily():
 
 def test_unknown_attribute_raises():
     try:
-        dlcourse.no_such_thing
+        _ = dlcourse.no_such_thing
     except AttributeError as exc:
         assert "no_such_thing" in str(exc)
     else:

@@ -98,7 +98,7 @@ class DrawDigit(Visualizer):
         self._down = False
         self._refresh()
 
-    def draw(self, strokes) -> "DrawDigit":
+    def draw(self, strokes) -> DrawDigit:
         """Draw strokes given as lists of (x, y) canvas points, as if with the mouse."""
         for stroke in strokes:
             (x, y), *rest = stroke
@@ -108,7 +108,7 @@ class DrawDigit(Visualizer):
             self.end()
         return self
 
-    def draw_image(self, image) -> "DrawDigit":
+    def draw_image(self, image) -> DrawDigit:
         """Replace the drawing with a (size, size) image (ink bright), e.g. ``digits.enlarge(...)``."""
         from PIL import Image
 

@@ -45,7 +45,7 @@ def spatial_layers(model) -> list[str]:
             if not isinstance(layer, keras.layers.InputLayer) and len(layer.output.shape) == 4]
 
 
-_submodels: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_submodels: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _submodel(model, layer_name: str, end: str):

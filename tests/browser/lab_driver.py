@@ -70,6 +70,11 @@ def run_all(page, timeout_s: float = 600) -> list[str]:
     return problems if finished else [f"Run All did not finish in {timeout_s:.0f} s", *problems]
 
 
+def notebook_json(page) -> dict:
+    """The open notebook as nbformat JSON, outputs included, from JupyterLab's model."""
+    return page.evaluate("() => window.jupyterapp.shell.currentWidget.context.model.toJSON()")
+
+
 def widget_problems(page, settle_s: float = 30) -> list[str]:
     """Widget outputs that failed to display, or are still loading after ``settle_s``."""
     notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")

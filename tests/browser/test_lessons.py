@@ -1,7 +1,8 @@
 """Every lesson runs in JupyterLab in Chromium, and every visualizer answers a learner's input.
 
 Each solution notebook (working code; a copy, served as ``solved/``) is opened in the
-browser and run with *Run All*. Then no cell may have errored, no widget may show
+browser and run with *Run All*: the session's one run of it, which tests/lessons reads
+(every cell ran, no error, every visible and hidden test passed). Then no cell may have errored, no widget may show
 "Error displaying widget" or stay "Loading widget", and the page may log no errors.
 The lesson's visualizers are then used as a learner would, the time from input to
 updated picture is reported, and a screenshot of each is written (to docs/images
@@ -12,12 +13,25 @@ from __future__ import annotations
 
 import ast
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
-from lab_driver import cell_index, open_notebook, output, run_all, slider_handle, slider_value, timed_change, widget_problems
+from lab_driver import (
+    cell_index,
+    notebook_json,
+    open_notebook,
+    output,
+    run_all,
+    slider_handle,
+    slider_value,
+    timed_change,
+    widget_problems,
+)
+
+from tests.lessons import solution_runs
 
 pytestmark = [pytest.mark.browser, pytest.mark.notebooks]
 
@@ -125,7 +139,7 @@ def use_draw_digit(page, area, record):
     timed_change(page, stroke, preview)
     page.wait_for_function("el => /[1-9]\\d*%/.test(el.innerText)", arg=bars.element_handle())
     for k in range(1, REPEAT + 1):  # thicken the top of the line a little: the picture updates on mouse-up
-        record("short stroke (preprocess + predict + redraw)", timed_change(page, lambda: stroke(0.08, 2, dx=2.0 * k), preview))
+        record("short stroke (preprocess + predict + redraw)", timed_change(page, lambda k=k: stroke(0.08, 2, dx=2.0 * k), preview))
     probabilities = bar_percentages(bars)
     assert len(probabilities) == 10, bars.inner_text()
     assert max(range(10), key=probabilities.__getitem__) == 1, f"a vertical stroke was not read as a 1: {probabilities}"
@@ -163,14 +177,17 @@ def test_every_visualizer_has_a_browser_check():
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda n: n.split("/")[-1].removesuffix(".ipynb"))
 def test_lesson_runs_in_the_browser(page, lab, notebook, screenshots, latencies):
     sources = open_notebook(page, lab, f"solved/{notebook}")
+    start = time.perf_counter()
     problems = run_all(page)
+    # This run is the session's run of the solution: tests/lessons checks its outputs.
+    solution_runs.record(notebook, notebook_json(page), time.perf_counter() - start, "JupyterLab (Run All)")
     assert not problems, f"{notebook} in JupyterLab:\n" + "\n".join(problems)
     assert not widget_problems(page), widget_problems(page)
 
     for vis in VISUALIZERS.get(notebook, []):
         area = output(page, cell_index(sources, vis.marker))
         assert area.locator(".jupyter-widgets").count(), f"{vis.name}: no live widget in the output"
-        vis.use(page, area, lambda action, seconds: latencies.append((vis.name, action, seconds)))
+        vis.use(page, area, lambda action, seconds, name=vis.name: latencies.append((name, action, seconds)))
         area.screenshot(path=screenshots / f"{vis.name}.png")
 
     assert not widget_problems(page, settle_s=5), widget_problems(page)

@@ -20,7 +20,6 @@ import zipfile
 from pathlib import Path
 
 from grader import autograde
-
 from tests.grader.test_class import LESSON, LIMITS, NB, TIMEOUT, Class, _cell, _lean, _with_cell_after_setup
 from tests.grader.test_referee import TRICKS
 

@@ -16,7 +16,7 @@ from grader.submissions import Submission
 LESSON = "02_conv_pool_arithmetic"
 NB = f"{LESSON}.ipynb"
 POINTS = {"test_conv_output_size": 2, "test_conv_param_count": 1, "test_conv2d": 4, "test_pool_output_size": 1,
-          "test_pool2d": 3, "test_receptive_field": 2, "test_layer_table": 3}
+          "test_max_pool2d": 2, "test_avg_pool2d": 1, "test_receptive_field": 2, "test_layer_table": 3}
 FULL = sum(POINTS.values())
 BLANK = "NotImplementedError"
 
@@ -52,7 +52,7 @@ def write_class(out: Path) -> list[Result]:
             seconds=25.0, notes=["marked LATE by Canvas"]),
         result("smithbob_103", "smithbob", {
             "test_conv2d": "AssertionError: conv2d: expected shape (1, 5, 5, 3), got (1, 6, 6, 3). Check your padding.",
-            "test_pool2d": BLANK, "test_layer_table": BLANK}, seconds=31.0),
+            "test_max_pool2d": BLANK, "test_avg_pool2d": BLANK, "test_layer_table": BLANK}, seconds=31.0),
         result("script_104-abcdef", "<script>alert(1)</script>", {g: BLANK for g in POINTS}, seconds=12.0,
                review=["numpy.testing.assert_allclose replaced (cell #5)"]),
         result("anon_aB3dE_0", "", {"test_layer_table": "NotReached: not reached (time limit): an earlier test did not stop"},

@@ -23,7 +23,6 @@ import pytest
 
 from grader import autograde, course, sandbox
 from grader.submissions import safe_id
-
 from tests.grader.test_referee import TRICKS
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.sandbox]
@@ -31,7 +30,7 @@ pytestmark = [pytest.mark.notebooks, pytest.mark.sandbox]
 LESSON = "02_conv_pool_arithmetic"
 NB = f"{LESSON}.ipynb"
 POINTS = {"test_conv_output_size": 2, "test_conv_param_count": 1, "test_conv2d": 4, "test_pool_output_size": 1,
-          "test_pool2d": 3, "test_receptive_field": 2, "test_layer_table": 3}
+          "test_max_pool2d": 2, "test_avg_pool2d": 1, "test_receptive_field": 2, "test_layer_table": 3}
 FULL = sum(POINTS.values())
 LOSE_TABLE = FULL - POINTS["test_layer_table"]
 TIMEOUT = 25  # seconds per cell: the lesson's slowest cell takes a few
@@ -122,7 +121,7 @@ def klass(tmp_path_factory):
     dup["cells"].insert(dup["cells"].index(_cell(dup, "conv_output_size")) + 1, twin)  # a second, solved copy
     k.add("duplicate_cell", dup, POINTS["test_conv_output_size"], "duplicate cell conv_output_size run as a plain cell")
     retyped = copy.deepcopy(_lean(s))
-    test = _cell(retyped, "test_pool2d")
+    test = _cell(retyped, "test_max_pool2d")
     test.update(cell_type="markdown")
     test.pop("outputs", None)
     test.pop("execution_count", None)

@@ -18,7 +18,6 @@ from datetime import datetime
 import pytest
 
 from grader import course, export
-
 from tests.grader.outputs import FULL, write_class
 from tests.grader.test_lms import _canvas_reads, _moodle_reads
 

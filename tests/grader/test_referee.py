@@ -13,7 +13,6 @@ import textwrap
 import pytest
 
 from grader import sandbox
-
 from tests.grader.kernel import SandboxedKernel
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.skipif(sandbox.isolation() is not None,
@@ -69,6 +68,15 @@ TRICKS = {
         def conv_param_count(f, d_in, k):
             import dlcourse.checks
             dlcourse.checks._fail = lambda *a, **kw: None
+            return 0"""),
+    "frames walked to the test": textwrap.dedent("""\
+        def conv_param_count(f, d_in, k):
+            import sys
+            frame = sys._getframe(0)
+            while frame is not None:
+                for name in ('assert_equal', 'assert_close', 'assert_shape'):
+                    frame.f_globals[name] = lambda *a, **kw: None
+                frame = frame.f_back
             return 0"""),
     "trace function": "import sys\nsys.settrace(lambda *a: None)",
     "profile function": "import sys\nsys.setprofile(lambda *a: None)",
@@ -128,12 +136,33 @@ def test_a_correct_answer_passes_and_a_wrong_one_fails(kernel):
     assert record["findings"] == [], record["findings"]
 
 
+def test_a_library_may_set_up_functions_it_just_made():
+    """pyparsing sets keyword defaults of functions it makes while it is imported: when that import
+    happens under a student's cell it is not refused; the student's own change still is."""
+    with fresh() as k:
+        out, err = k.run("import pyparsing.util\n"
+                         "def kw_only(*, marker='>!<'):\n    return marker\n"
+                         "made = pyparsing.util.replaced_by_pep8('kwOnly', kw_only)\n"
+                         "print(made.__kwdefaults__)")
+        assert err is None and "'marker': '>!<'" in out, (out, err)
+        k.run(WRONG)
+        out, err = k.run(TRICKS["keyword defaults"])
+        findings = k.check("trick")["findings"]
+        assert err is not None or findings, "a student's own change of a library's keyword defaults went unseen"
+
+
+def test_student_code_may_not_pass_for_the_plans_code(kernel):
+    """Code named like the referee's setup and test cells counts as trusted: a student cannot compile under that name."""
+    out, err = kernel.run("code = compile('x = 1', '<test test_conv2d>', 'exec')")
+    assert err is not None and "not allowed while grading" in err["evalue"], (out, err)
+
+
 # Tricks that leave the kernel unable to run the referee's requests: each gets a kernel of its own.
 BREAKING = {"input transformer", "cleanup transformer", "AST transformer", "run_cell replaced",
             "run_cell_async on the class", "forged record", "background patcher thread", "traceback hidden",
             "custom exception handler", "event callback"}
 CLEANUP = {"signal handler": "import signal\nsignal.setitimer(signal.ITIMER_REAL, 0)"}
-SILENT = {"always-equal result", "always-equal object", "forged record"}  # stopped by the barrier, nothing to note
+SILENT = {"always-equal result", "always-equal object", "forged record", "frames walked to the test"}  # stopped by the barrier, nothing to note
 
 
 def _attempt(k: SandboxedKernel, trick: str) -> None:
@@ -174,21 +203,35 @@ def test_hidden_test_code_never_reaches_the_kernel_or_the_record(kernel):
     assert "keras.layers.Conv2D(k, f)" not in text and "BEGIN HIDDEN" not in text
 
 
-def test_frames_gc_and_raw_memory_are_refused(kernel):
-    for code, expect in [("import sys; sys._getframe(0)", "ValueError"),
-                         ("import gc; gc.get_objects()", "Denied"),
+# The traceback of a refusal passes through the referee's audit hook, whose frame holds the key.
+REFEREE_FRAME = textwrap.dedent("""\
+    import gc
+    try:
+        gc.get_objects()
+    except Exception as e:
+        tb = e.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    tb.tb_frame""")
+
+
+def test_frames_that_reach_the_referee_gc_and_raw_memory_are_refused(kernel):
+    for code, expect in [("import gc; gc.get_objects()", "Denied"),
                          ("import gc; gc.get_referrers(1)", "Denied"),
                          ("import ctypes; ctypes.string_at(id(1), 8)", "Denied"),
                          ("import ctypes; ctypes.c_char.from_address(id(1))", "Denied"),
                          ("open('/proc/self/mem', 'rb')", "Denied"),
                          ("import sys; sys._current_frames()", "Denied"),
-                         ("try:\n    1/0\nexcept ZeroDivisionError as e:\n    e.__traceback__.tb_frame", "AttributeError"),
-                         ("def g():\n    yield 1\ng().gi_frame", "AttributeError"),
+                         (REFEREE_FRAME, "AttributeError"),
                          ("import os; os.system('true')", "Denied"),
                          ("import subprocess; subprocess.run(['true'])", "Denied"),
                          ("compile('x = 1', __import__('numpy').__file__, 'exec')", "Denied")]:
         _, err = kernel.run(code)
         assert err is not None and err["ename"] == expect, (code, err)
+    # The student's own frames are the student's business (TensorFlow looks at them while it traces).
+    own = "import sys\ndef g():\n    yield 1\nsys._getframe(0).f_back, g().gi_frame\n" \
+          "try:\n    1/0\nexcept ZeroDivisionError as e:\n    e.__traceback__.tb_frame"
+    assert kernel.run(own)[1] is None
 
 
 def test_the_sandbox_holds(kernel, tmp_path):

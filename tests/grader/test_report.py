@@ -11,7 +11,6 @@ import pytest
 
 from grader import course, report
 from grader.results import read_grades
-
 from tests.grader.outputs import FULL, POINTS, write_class
 
 
@@ -95,7 +94,6 @@ def test_the_report_command_rewrites_the_page(out):
 def test_a_class_where_nothing_was_graded_still_gets_its_report(tmp_path):
     from grader.job import Result
     from grader.results import Publisher
-
     from tests.grader.outputs import POINTS, settings
 
     broken = [Result(f"s{i}", f"s{i}", dict.fromkeys(POINTS, 0.0), problems=["not a notebook: the file is empty"])

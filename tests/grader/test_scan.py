@@ -7,7 +7,6 @@ import json
 import pytest
 
 from grader import course, scan
-
 from tests.grader.test_referee import TRICKS
 
 

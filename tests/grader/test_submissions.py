@@ -160,7 +160,8 @@ def test_grades_csv_is_safe_to_open_and_keeps_names(tmp_path):
                problems=["=evil.ipynb: not a notebook"])
     publisher.add(r)
     publisher.finish([r])
-    rows = list(csv.reader(open(tmp_path / "grades.csv", encoding="utf-8")))
+    with open(tmp_path / "grades.csv", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
     assert rows[0][:5] == ["student_id", "name", "lms", "lms_user_id", "assignment"]
     assert all(not field.startswith(("=", "+", "-", "@")) for field in rows[1])
     assert rows[1][1] == "'=cmd|' /C calc'!A0 ünï"

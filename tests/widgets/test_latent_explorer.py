@@ -59,7 +59,7 @@ def test_denoising_panel_shows_the_denoisers_output(decoder, denoiser):
     np.testing.assert_array_equal(noisy, le.gaussian_noise(images[3:4], 0.6, seed=3).reshape(28, 28))
     np.testing.assert_allclose(denoised, np.asarray(denoiser(noisy.reshape(1, 784))).reshape(28, 28), rtol=1e-5)
     assert "noise 0.60" in ex.status()
-    ex.widget
+    assert ex.widget is not None
     ex._controls["noise"].value = 0.1
     assert ex.state["noise"] == pytest.approx(0.1)
 

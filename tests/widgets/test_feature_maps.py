@@ -57,7 +57,7 @@ def test_arithmetic_equals_the_map_value(model, images, layer):
 
 def test_explain_rejects_other_layers(model, images):
     with pytest.raises(ValueError, match="not a Conv2D or pooling"):
-        flatten = next(l.name for l in model.layers if type(l).__name__ == "Flatten")  # auto-named: flatten, flatten_1, ...
+        flatten = next(layer.name for layer in model.layers if type(layer).__name__ == "Flatten")  # auto-named: flatten, flatten_1, ...
         fm.explain(model, flatten, images[0], 0, 0, 0)
 
 
