@@ -39,7 +39,7 @@ from tests.grader.test_class import (
 distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed")
 psutil = pytest.importorskip("psutil")
 
-from grader import cluster
+from grader import cluster  # noqa: E402  (after the skip: it needs dask.distributed)
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.sandbox]
 needs_isolation = pytest.mark.skipif(sandbox.isolation() is not None, reason=f"no sandbox here: {sandbox.isolation()}")
@@ -113,7 +113,7 @@ class Processes:
         self.procs[name].wait(30)
 
     def stop(self) -> None:
-        for name, proc in reversed(list(self.procs.items())):
+        for proc in reversed(list(self.procs.values())):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
         for name, proc in self.procs.items():
