@@ -26,13 +26,14 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # The validator behind nbgrader's Validate button reads grader/nbgrader_config.py.
 export JUPYTER_CONFIG_PATH := $(abspath grader)
 
-.PHONY: help install install-test lab instructor-lab test test-fast lessons check bench screenshots \
+.PHONY: help install install-test lab instructor-lab test test-fast lint format lessons check bench screenshots \
 	clean system-tools lock lock-upgrade which-python FORCE
 
 help:
 	@echo "make lab        install (first time) and open JupyterLab on lessons/"
 	@echo "make test       install with the test tools (first time) and run the whole test suite"
 	@echo "make test-fast  every test that runs no notebook and no grading kernel"
+	@echo "make lint       ruff: lint and format check (make test runs it first); make format fixes"
 	@echo "make instructor-lab  JupyterLab on the whole course with nbgrader's instructor tools"
 	@echo "make lessons    regenerate lessons/ from solutions/ (instructors)"
 	@echo "make check      solutions pass, lessons fail, lessons in sync"
@@ -157,8 +158,17 @@ instructor-lab: $(LAB_STAMP)
 	JUPYTER_CONFIG_PATH="$(abspath $(INSTRUCTOR_CONFIG)):$(abspath grader)" \
 	"$(BIN)/jupyter" lab --ServerApp.root_dir="$(CURDIR)" --ServerApp.port=$(PORT) $(ROOT_FLAG) $(LAB_ARGS)
 
-test: $(TEST_STAMP) system-tools
+test: $(TEST_STAMP) system-tools lint
 	"$(BIN)/python" -m pytest
+
+# Ruff, configured in pyproject.toml: lint, and the code formatted as `make format` leaves it.
+lint: $(TEST_STAMP)
+	"$(BIN)/ruff" check .
+	"$(BIN)/ruff" format --check .
+
+format: $(TEST_STAMP)
+	"$(BIN)/ruff" format .
+	"$(BIN)/ruff" check --fix .
 
 # Debian packages the tests use, installed where we can (root with apt-get):
 # bubblewrap isolates student code in `python -m grader autograde`; Chromium runs tests/browser.

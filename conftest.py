@@ -21,8 +21,10 @@ LESSON_FOLDERS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_d
 def pytest_configure(config):
     config.addinivalue_line("markers", "notebooks: executes notebooks (slow)")
     for folder in LESSON_FOLDERS:
-        config.addinivalue_line("markers", f"lesson{folder[:2]}: the checks of lesson {folder} (its notebooks, "
-                                           "exercises, widget and browser checks)")
+        config.addinivalue_line(
+            "markers",
+            f"lesson{folder[:2]}: the checks of lesson {folder} (its notebooks, exercises, widget and browser checks)",
+        )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 

@@ -43,7 +43,12 @@ def bench_import(repeat: int = 7) -> list[tuple[str, str]]:
     runs = [_python(code).split() for _ in range(repeat)]
     seconds = statistics.median(float(r[0]) for r in runs)
     tf_loaded = any(r[1] == "True" for r in runs)
-    return [("`import dlcourse`", f"{seconds * 1000:.1f} ms (median of {repeat} fresh processes); imports TensorFlow: {'yes' if tf_loaded else 'no'}")]
+    return [
+        (
+            "`import dlcourse`",
+            f"{seconds * 1000:.1f} ms (median of {repeat} fresh processes); imports TensorFlow: {'yes' if tf_loaded else 'no'}",
+        )
+    ]
 
 
 def bench_load_mnist(repeat: int = 7) -> list[tuple[str, str]]:
@@ -56,7 +61,10 @@ def bench_load_mnist(repeat: int = 7) -> list[tuple[str, str]]:
     )
     warm = float(_python(warm_code))
     return [
-        ("`load_mnist()` cold (first call in a process: read, decompress, verify SHA-256)", f"{cold * 1000:.0f} ms (median of {repeat})"),
+        (
+            "`load_mnist()` cold (first call in a process: read, decompress, verify SHA-256)",
+            f"{cold * 1000:.0f} ms (median of {repeat})",
+        ),
         ("`load_mnist()` warm (verified before; returns fresh copies)", f"{warm * 1000:.0f} ms (median of 20)"),
     ]
 
@@ -69,7 +77,9 @@ def bench_notebooks() -> list[tuple[str, str]]:
     for path in sorted((ROOT / "solutions").glob("*/*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         t = time.perf_counter()
-        NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+        NotebookClient(
+            nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        ).execute()
         seconds = time.perf_counter() - t
         total += seconds
         rel = path.relative_to(ROOT).as_posix()
@@ -94,46 +104,98 @@ def bench_widgets() -> list[tuple[str, str]]:
 
     explorer = ConvExplorer(size=7, kernel=3)
     explorer.set(stride=2)  # warm up: imports Keras for the shape check
-    settings = [{"size": n, "kernel": k, "stride": s, "padding": p} for n in (5, 8, 12) for k in (2, 3, 5) for s in (1, 2, 3) for p in (0, 1, 2)]
+    settings = [
+        {"size": n, "kernel": k, "stride": s, "padding": p}
+        for n in (5, 8, 12)
+        for k in (2, 3, 5)
+        for s in (1, 2, 3)
+        for p in (0, 1, 2)
+    ]
     keras_output_size.cache_clear()
     median, worst = _latency_ms(lambda kw: explorer.set(**kw), settings)
-    rows = [("conv explorer: slider change (new layer, Keras shape check uncached)", f"median {median:.1f} ms, worst {worst:.1f} ms over {len(settings)} settings")]
+    rows = [
+        (
+            "conv explorer: slider change (new layer, Keras shape check uncached)",
+            f"median {median:.1f} ms, worst {worst:.1f} ms over {len(settings)} settings",
+        )
+    ]
     explorer.set(size=12, kernel=3, stride=1, padding=2)
     median, worst = _latency_ms(lambda _: explorer.step(), range(50))
-    rows.append(("conv explorer: animation step (16×16 padded input)", f"median {median:.1f} ms, worst {worst:.1f} ms over 50 steps"))
+    rows.append(
+        (
+            "conv explorer: animation step (16×16 padded input)",
+            f"median {median:.1f} ms, worst {worst:.1f} ms over 50 steps",
+        )
+    )
     from dlcourse.widgets.playground import Playground
 
     pg = Playground("spiral", hidden=(8, 8, 4), activation="tanh")
     pg.train(1)  # warm up: traces the training loop
     median, worst = _latency_ms(lambda _: pg.train(epochs=5), range(30))
-    rows.append(("playground: one play tick (5 epochs on 200 points + redraw)", f"median {median:.0f} ms, worst {worst:.0f} ms over 30 ticks"))
+    rows.append(
+        (
+            "playground: one play tick (5 epochs on 200 points + redraw)",
+            f"median {median:.0f} ms, worst {worst:.0f} ms over 30 ticks",
+        )
+    )
     pg.set(dataset="mnist")
     pg.train(1)
     median, worst = _latency_ms(lambda _: pg.train(epochs=1), range(10))
-    rows.append(("playground, MNIST subset: one play tick (1 epoch on 2,000 digits + redraw)", f"median {median:.0f} ms, worst {worst:.0f} ms over 10 ticks"))
+    rows.append(
+        (
+            "playground, MNIST subset: one play tick (1 epoch on 2,000 digits + redraw)",
+            f"median {median:.0f} ms, worst {worst:.0f} ms over 10 ticks",
+        )
+    )
     import keras
 
     keras.utils.set_random_seed(0)
-    cnn = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(16, 3, activation="relu"), keras.layers.MaxPooling2D(2),
-                            keras.layers.Conv2D(32, 3, activation="relu"), keras.layers.MaxPooling2D(2), keras.layers.Flatten(),
-                            keras.layers.Dense(10, activation="softmax")])
+    cnn = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(16, 3, activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Conv2D(32, 3, activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
     from dlcourse.data import load_mnist
     from dlcourse.widgets.feature_maps import FeatureMapExplorer
 
     images = load_mnist()[1][0][:20, :, :, None].astype("float32") / 255
     explorer = FeatureMapExplorer(cnn, images, layer=cnn.layers[2].name)
     explorer.set(image=1)
-    median, worst = _latency_ms(lambda i: explorer.set(image=i % 20, channel=i % 16, row=i % 11, col=(3 * i) % 11), range(20))
-    rows.append(("feature-map explorer: new image / map / position (maps, arithmetic, redraw)", f"median {median:.0f} ms, worst {worst:.0f} ms over 20 changes"))
+    median, worst = _latency_ms(
+        lambda i: explorer.set(image=i % 20, channel=i % 16, row=i % 11, col=(3 * i) % 11), range(20)
+    )
+    rows.append(
+        (
+            "feature-map explorer: new image / map / position (maps, arithmetic, redraw)",
+            f"median {median:.0f} ms, worst {worst:.0f} ms over 20 changes",
+        )
+    )
 
     from dlcourse.widgets.latent_explorer import LatentExplorer
 
-    decoder = keras.Sequential([keras.Input((2,)), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(784, activation="sigmoid")])
-    denoiser = keras.Sequential([keras.Input((784,)), keras.layers.Dense(256, activation="relu"), keras.layers.Dense(784, activation="sigmoid")])
+    decoder = keras.Sequential(
+        [keras.Input((2,)), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(784, activation="sigmoid")]
+    )
+    denoiser = keras.Sequential(
+        [keras.Input((784,)), keras.layers.Dense(256, activation="relu"), keras.layers.Dense(784, activation="sigmoid")]
+    )
     codes = np.random.default_rng(0).normal(size=(10000, 2))
     latent = LatentExplorer(decoder, codes, np.arange(10000) % 10, denoiser=denoiser, images=images.reshape(-1, 784))
-    median, worst = _latency_ms(lambda i: latent.set(z1=float(np.sin(i)), z2=float(np.cos(i)), noise=(i % 10) / 10), range(20))
-    rows.append(("latent explorer: move the point / noise level (decode, denoise, redraw)", f"median {median:.0f} ms, worst {worst:.0f} ms over 20 moves"))
+    median, worst = _latency_ms(
+        lambda i: latent.set(z1=float(np.sin(i)), z2=float(np.cos(i)), noise=(i % 10) / 10), range(20)
+    )
+    rows.append(
+        (
+            "latent explorer: move the point / noise level (decode, denoise, redraw)",
+            f"median {median:.0f} ms, worst {worst:.0f} ms over 20 moves",
+        )
+    )
 
     from dlcourse.widgets.unroller import Unroller
 
@@ -141,14 +203,24 @@ def bench_widgets() -> list[tuple[str, str]]:
     lstm.build((None, None, 1))
     unroller = Unroller(lstm, np.sin(np.arange(24) / 3), t=0)
     median, worst = _latency_ms(lambda i: unroller.show(i), range(24))
-    rows.append(("unroller: one time step (gates, states, cell diagram, redraw)", f"median {median:.0f} ms, worst {worst:.0f} ms over 24 steps"))
+    rows.append(
+        (
+            "unroller: one time step (gates, states, cell diagram, redraw)",
+            f"median {median:.0f} ms, worst {worst:.0f} ms over 24 steps",
+        )
+    )
 
     from dlcourse.widgets.draw_digit import DrawDigit
 
     pad = DrawDigit(cnn, interval=0)  # predict on every move (the widget's default waits 0.12 s between)
     pad.start(60, 60)
     median, worst = _latency_ms(lambda i: pad.move(60 + 4 * i, 60 + 3 * (i % 20)), range(40))
-    rows.append(("draw a digit: one mouse move (stroke, MNIST preprocessing, predict, redraw)", f"median {median:.0f} ms, worst {worst:.0f} ms over 40 moves"))
+    rows.append(
+        (
+            "draw a digit: one mouse move (stroke, MNIST preprocessing, predict, redraw)",
+            f"median {median:.0f} ms, worst {worst:.0f} ms over 40 moves",
+        )
+    )
     return rows
 
 
@@ -182,8 +254,12 @@ def bench_mnist_project() -> list[tuple[str, str]]:
         nb = nbformat.read(Path(tmp) / "06a_notes_pipeline.ipynb", as_version=4)
         NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": tmp}}).execute()
         for name, b in json.loads((Path(tmp) / "baselines.json").read_text()).items():
-            rows.append((f"MNIST, notes' baseline \"{name}\" ({b['params']:,} parameters; 10 epochs, batch 200)",
-                         f"test accuracy {b['accuracy']:.2%}, {b['seconds']:.0f} s (fit + evaluate)"))
+            rows.append(
+                (
+                    f'MNIST, notes\' baseline "{name}" ({b["params"]:,} parameters; 10 epochs, batch 200)',
+                    f"test accuracy {b['accuracy']:.2%}, {b['seconds']:.0f} s (fit + evaluate)",
+                )
+            )
             print(f"  baseline {name}: {b['accuracy']:.2%} in {b['seconds']:.0f} s", flush=True)
 
     (x_train, y_train), (x_test, y_test) = load_mnist()
@@ -210,11 +286,19 @@ def bench_mnist_project() -> list[tuple[str, str]]:
     model.fit = lambda *a, **kw: original_fit(*a, **{**kw, "callbacks": [TestAccuracy()]})
     ns["train_project_model"](model, x_train, y_train)
     final, train_seconds = log[-1][2], log[-1][1]
-    rows.append((f"MNIST, reference solution ({model.count_params():,} parameters, {len(log)} epochs)",
-                 f"test accuracy {final:.2%}, training {train_seconds:.0f} s"))
+    rows.append(
+        (
+            f"MNIST, reference solution ({model.count_params():,} parameters, {len(log)} epochs)",
+            f"test accuracy {final:.2%}, training {train_seconds:.0f} s",
+        )
+    )
     reached = [(e, s) for e, s, a in log if a >= 0.99]
-    rows.append(("MNIST, reference solution: time to 99.0% test accuracy",
-                 f"{reached[0][1]:.0f} s (epoch {reached[0][0]})" if reached else "not reached"))
+    rows.append(
+        (
+            "MNIST, reference solution: time to 99.0% test accuracy",
+            f"{reached[0][1]:.0f} s (epoch {reached[0][0]})" if reached else "not reached",
+        )
+    )
     return rows
 
 
@@ -239,23 +323,36 @@ def bench_grading(n: int = 40) -> list[tuple[str, str]]:
             autograde.autograde(lesson, subs, Path(tmp) / f"out{jobs}", jobs=jobs, progress=lambda *_: None)
             seconds[jobs] = time.perf_counter() - t
             print(f"  grader, {jobs} job(s): {seconds[jobs]:.0f} s", flush=True)
-            rows.append((f"grading {n} lesson-02 submissions: `python -m grader autograde --jobs {jobs}` (sandboxed)",
-                         f"{seconds[jobs]:.0f} s, {seconds[jobs] / n:.1f} s per submission"))
+            rows.append(
+                (
+                    f"grading {n} lesson-02 submissions: `python -m grader autograde --jobs {jobs}` (sandboxed)",
+                    f"{seconds[jobs]:.0f} s, {seconds[jobs] / n:.1f} s per submission",
+                )
+            )
         rows.append(("grading: speed-up of 2 jobs over 1 (2 cores)", f"{seconds[1] / seconds[2]:.2f}x"))
         plain = Path(tmp) / "plain"
         shutil.copytree(subs, plain / "submitted")
         (plain / "source" / lesson).mkdir(parents=True)
         shutil.copy(course.SOLUTIONS / lesson / nb, plain / "source" / lesson / nb)
-        overrides = [f"--CourseDirectory.root={plain}", f"--CourseDirectory.db_url=sqlite:///{plain}/gradebook.db",
-                     "--CourseDirectory.source_directory=source", "--CourseDirectory.release_directory=release",
-                     "--CourseDirectory.submitted_directory=submitted", "--CourseDirectory.autograded_directory=autograded"]
+        overrides = [
+            f"--CourseDirectory.root={plain}",
+            f"--CourseDirectory.db_url=sqlite:///{plain}/gradebook.db",
+            "--CourseDirectory.source_directory=source",
+            "--CourseDirectory.release_directory=release",
+            "--CourseDirectory.submitted_directory=submitted",
+            "--CourseDirectory.autograded_directory=autograded",
+        ]
         course.nbgrader("generate_assignment", lesson, *overrides)
         t = time.perf_counter()
         course.nbgrader("autograde", lesson, *overrides)
         plain_seconds = time.perf_counter() - t
         print(f"  plain nbgrader autograde: {plain_seconds:.0f} s", flush=True)
-        rows.append((f"grading {n} lesson-02 submissions: plain `nbgrader autograde` (no sandbox, one at a time, no feedback)",
-                     f"{plain_seconds:.0f} s, {plain_seconds / n:.1f} s per submission"))
+        rows.append(
+            (
+                f"grading {n} lesson-02 submissions: plain `nbgrader autograde` (no sandbox, one at a time, no feedback)",
+                f"{plain_seconds:.0f} s, {plain_seconds / n:.1f} s per submission",
+            )
+        )
     return rows
 
 
@@ -279,19 +376,61 @@ def _start_cluster(folder: Path, workers: int) -> tuple[str, list[subprocess.Pop
 
     import distributed
 
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(Path(distributed.__file__).resolve().parent.parent)]))
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(Path(distributed.__file__).resolve().parent.parent)])
+    )
     file = folder / "scheduler.json"
     log = (folder / "cluster.log").open("wb")  # the processes hold it until they end
-    procs = [subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
-                               "--no-dashboard", "--scheduler-file", str(file)], env=env, stdout=log, stderr=log)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dask",
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(file),
+            ],
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+    ]
     while not file.exists():
         time.sleep(0.2)
     time.sleep(0.2)
     address = json.loads(file.read_text())["address"]
     for i in range(workers):
-        procs.append(subprocess.Popen([sys.executable, "-m", "dask", "worker", address, "--nworkers", "1", "--nthreads", "1",
-                                       "--memory-limit", "2GiB", "--no-dashboard", "--host", "127.0.0.1",
-                                       "--local-directory", str(folder / f"w{i}")], env=env, stdout=log, stderr=log))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "dask",
+                    "worker",
+                    address,
+                    "--nworkers",
+                    "1",
+                    "--nthreads",
+                    "1",
+                    "--memory-limit",
+                    "2GiB",
+                    "--no-dashboard",
+                    "--host",
+                    "127.0.0.1",
+                    "--local-directory",
+                    str(folder / f"w{i}"),
+                ],
+                env=env,
+                stdout=log,
+                stderr=log,
+            )
+        )
     with distributed.Client(address, timeout=30) as client:
         client.wait_for_workers(workers, timeout=300)
     return address, procs
@@ -328,17 +467,30 @@ def bench_grading_cluster(n: int = 40, repeat: int = 1) -> list[tuple[str, str]]
             for r in range(repeat):
                 for where in ("here", "cluster"):
                     t = time.perf_counter()
-                    results = autograde.autograde(lesson, subs, Path(tmp) / f"out-{where}-{r}", jobs=2,
-                                                  progress=lambda *_: None,
-                                                  cluster={"address": address} if where == "cluster" else None)
+                    results = autograde.autograde(
+                        lesson,
+                        subs,
+                        Path(tmp) / f"out-{where}-{r}",
+                        jobs=2,
+                        progress=lambda *_: None,
+                        cluster={"address": address} if where == "cluster" else None,
+                    )
                     seconds[where].append(time.perf_counter() - t)
                     busy[where].append(sum(x.seconds for x in results) / (2 * seconds[where][-1]))
-                    print(f"  {where}, run {r + 1}: {seconds[where][-1]:.0f} s, slots busy {busy[where][-1]:.1%}", flush=True)
-            same = all((Path(tmp) / f"out-here-{r}" / "grades.csv").read_bytes()
-                       == (Path(tmp) / f"out-cluster-{r}" / "grades.csv").read_bytes() for r in range(repeat))
+                    print(
+                        f"  {where}, run {r + 1}: {seconds[where][-1]:.0f} s, slots busy {busy[where][-1]:.1%}",
+                        flush=True,
+                    )
+            same = all(
+                (Path(tmp) / f"out-here-{r}" / "grades.csv").read_bytes()
+                == (Path(tmp) / f"out-cluster-{r}" / "grades.csv").read_bytes()
+                for r in range(repeat)
+            )
             # One submission's trip without grading: its parcel out, a result with its feedback back.
             sample = next(x for x in results if x.feedback)
-            parcel = cluster.pack_submission(next(x for x in _class_submissions(subs, lesson) if x.student_id == sample.student_id), [])
+            parcel = cluster.pack_submission(
+                next(x for x in _class_submissions(subs, lesson) if x.student_id == sample.student_id), []
+            )
             trips = []
             for _ in range(20):
                 t = time.perf_counter()
@@ -357,20 +509,45 @@ def bench_grading_cluster(n: int = 40, repeat: int = 1) -> list[tuple[str, str]]
     def runs(values):
         return ", ".join(f"{v:.0f}" for v in values) + " s"
 
-    rows.append(((f"grading {n} lesson-02 submissions: `--jobs 2` here against a 2-worker dask cluster on the same machine "
-                 f"(`--scheduler`, loopback{', runs alternated' if repeat > 1 else ''})"),
-                 f"here {runs(seconds['here'])}; cluster {runs(seconds['cluster'])}; cluster overhead "
-                 f"{there / here - 1:+.1%}{' (medians)' if repeat > 1 else ''}; same grades.csv: {'yes' if same else 'NO'}"
-                 + (f"; spread of the runs here {spread:.0%}" if repeat > 1 else "")
-                 + f"; load average at the end {os.getloadavg()[0]:.1f}"))
-    rows.append(("dask cluster: share of the wall time the 2 slots spent in `grade_one` (1 = no idle slot)",
-                 (f"here {', '.join(f'{b:.1%}' for b in busy['here'])}; "
-                 f"cluster {', '.join(f'{b:.1%}' for b in busy['cluster'])}")))
-    rows.append(("dask cluster: fixed costs of a run (2 workers on loopback)",
-                 (f"connect and check every worker's environment {check_seconds:.1f} s; master course to every worker "
-                 f"{send_seconds:.1f} s; starting the scheduler and workers (not part of a run) {start_seconds:.0f} s")))
-    rows.append((("dask cluster: one lesson-02 submission's round trip without grading (notebook out, result and "
-                 "feedback back)"), f"{trip * 1000:.0f} ms (median of 20)"))
+    rows.append(
+        (
+            (
+                f"grading {n} lesson-02 submissions: `--jobs 2` here against a 2-worker dask cluster on the same machine "
+                f"(`--scheduler`, loopback{', runs alternated' if repeat > 1 else ''})"
+            ),
+            f"here {runs(seconds['here'])}; cluster {runs(seconds['cluster'])}; cluster overhead "
+            f"{there / here - 1:+.1%}{' (medians)' if repeat > 1 else ''}; same grades.csv: {'yes' if same else 'NO'}"
+            + (f"; spread of the runs here {spread:.0%}" if repeat > 1 else "")
+            + f"; load average at the end {os.getloadavg()[0]:.1f}",
+        )
+    )
+    rows.append(
+        (
+            "dask cluster: share of the wall time the 2 slots spent in `grade_one` (1 = no idle slot)",
+            (
+                f"here {', '.join(f'{b:.1%}' for b in busy['here'])}; "
+                f"cluster {', '.join(f'{b:.1%}' for b in busy['cluster'])}"
+            ),
+        )
+    )
+    rows.append(
+        (
+            "dask cluster: fixed costs of a run (2 workers on loopback)",
+            (
+                f"connect and check every worker's environment {check_seconds:.1f} s; master course to every worker "
+                f"{send_seconds:.1f} s; starting the scheduler and workers (not part of a run) {start_seconds:.0f} s"
+            ),
+        )
+    )
+    rows.append(
+        (
+            (
+                "dask cluster: one lesson-02 submission's round trip without grading (notebook out, result and "
+                "feedback back)"
+            ),
+            f"{trip * 1000:.0f} ms (median of 20)",
+        )
+    )
     return rows
 
 
@@ -393,15 +570,27 @@ def bench_browser() -> list[tuple[str, str]]:
         report = Path(tmp) / "latency.json"
         env = dict(os.environ, DLCOURSE_LATENCY_JSON=str(report))
         select = "lesson_runs_in_the_browser and not 00_ and not 06a"
-        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/browser", "-k", select],
-                              cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/browser", "-k", select],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode != 0 or not report.exists():
             print(done.stdout[-3000:], done.stderr[-2000:])
-            return [("visualizers in Chromium", "not measured: the browser tests failed or were skipped (see their output)")]
+            return [
+                ("visualizers in Chromium", "not measured: the browser tests failed or were skipped (see their output)")
+            ]
         rows = json.loads(report.read_text())
-    return [(f"in JupyterLab + Chromium: {r['visualizer'].replace('_', ' ')}, {r['action']}",
-             f"median {r['median_s'] * 1000:.0f} ms, worst {r['worst_s'] * 1000:.0f} ms over {r['n']} (input event to new picture on the page)")
-            for r in rows]
+    return [
+        (
+            f"in JupyterLab + Chromium: {r['visualizer'].replace('_', ' ')}, {r['action']}",
+            f"median {r['median_s'] * 1000:.0f} ms, worst {r['worst_s'] * 1000:.0f} ms over {r['n']} (input event to new picture on the page)",
+        )
+        for r in rows
+    ]
 
 
 def bench_gpu() -> list[tuple[str, str]]:
@@ -411,13 +600,24 @@ def bench_gpu() -> list[tuple[str, str]]:
     return run()
 
 
-BENCHES = {"import": bench_import, "load_mnist": bench_load_mnist, "widgets": bench_widgets, "notebooks": bench_notebooks,
-           "mnist": bench_mnist_project, "grading": bench_grading, "browser": bench_browser, "gpu": bench_gpu,
-           "cluster": bench_grading_cluster}
+BENCHES = {
+    "import": bench_import,
+    "load_mnist": bench_load_mnist,
+    "widgets": bench_widgets,
+    "notebooks": bench_notebooks,
+    "mnist": bench_mnist_project,
+    "grading": bench_grading,
+    "browser": bench_browser,
+    "gpu": bench_gpu,
+    "cluster": bench_grading_cluster,
+}
 # Run only when named: gpu needs JAX or PyTorch (and a GPU to be worth it); cluster needs dask.distributed
 # (`pip install -e .[cluster]`) and grades 40 submissions here and again on a cluster.
 ON_REQUEST = {"gpu", "cluster"}
-OWN_TABLE = {"gpu": (GPU_BEGIN, GPU_END), "cluster": (CLUSTER_BEGIN, CLUSTER_END)}  # tables of their own, rewritten whole
+OWN_TABLE = {
+    "gpu": (GPU_BEGIN, GPU_END),
+    "cluster": (CLUSTER_BEGIN, CLUSTER_END),
+}  # tables of their own, rewritten whole
 
 
 def machine(gpu: bool = False) -> str:
@@ -477,7 +677,9 @@ def write(rows: list[tuple[str, str]], table_of: str | None = None) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--only", help=f"comma-separated subset of {','.join(BENCHES)} (gpu and cluster run only when named)")
+    parser.add_argument(
+        "--only", help=f"comma-separated subset of {','.join(BENCHES)} (gpu and cluster run only when named)"
+    )
     parser.add_argument("--no-write", action="store_true", help="print the results, leave bench/README.md alone")
     args = parser.parse_args()
     chosen = args.only.split(",") if args.only else [b for b in BENCHES if b not in ON_REQUEST]

@@ -114,19 +114,25 @@ def worker(args) -> dict:
             result["skipped"] = "no GPU: " + (dlc.device.diagnose(gpu_count=0) or "the machine has none")
             return result
         g = found[0]
-        result["gpu"] = {"name": g.name, "device": g.device, "memory_mib": g.memory_mib,
-                         "compute_capability": list(g.compute_capability) if g.compute_capability else None,
-                         "driver": dlc.device.nvidia_smi_gpus().driver}
+        result["gpu"] = {
+            "name": g.name,
+            "device": g.device,
+            "memory_mib": g.memory_mib,
+            "compute_capability": list(g.compute_capability) if g.compute_capability else None,
+            "driver": dlc.device.nvidia_smi_gpus().driver,
+        }
     elif found:
-        result["skipped"] = f"a CPU run, but Keras sees {found[0].device}: hide the GPU (CUDA_VISIBLE_DEVICES=\"\")"
+        result["skipped"] = f'a CPU run, but Keras sees {found[0].device}: hide the GPU (CUDA_VISIBLE_DEVICES="")'
         return result
 
     ns = notebook_code({"keras": keras, "np": np, "dlc": dlc})
     fast = ns["fast"]
     defaults = ns["fast_gpu_fit"].__defaults__  # (epochs, batch_size, peak_lr, callbacks)
-    result.update(policy=fast.policy if args.recipe == "gpu" else "float32",
-                  jit_compile=fast.jit_compile if args.recipe == "gpu" else "auto",
-                  batch_size=args.batch_size or (defaults[1] if args.recipe == "gpu" else 128))
+    result.update(
+        policy=fast.policy if args.recipe == "gpu" else "float32",
+        jit_compile=fast.jit_compile if args.recipe == "gpu" else "auto",
+        batch_size=args.batch_size or (defaults[1] if args.recipe == "gpu" else 128),
+    )
     print(HEADER + json.dumps(result), flush=True)  # what a stopped run still reports
     log = []
 
@@ -144,18 +150,25 @@ def worker(args) -> dict:
             accuracy = float(np.mean(np.asarray(probs).argmax(1) == y_test))
             self.evaluating += time.perf_counter() - t
             log.append({"epoch": epoch + 1, "seconds": trained, "accuracy": accuracy})
-            print(f"  {result['backend']} {args.device} {args.recipe}: epoch {epoch + 1}, {trained:.3f} s of training, "
-                  f"test accuracy {accuracy:.2%}", file=sys.stderr, flush=True)
+            print(
+                f"  {result['backend']} {args.device} {args.recipe}: epoch {epoch + 1}, {trained:.3f} s of training, "
+                f"test accuracy {accuracy:.2%}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     keras.utils.set_random_seed(0)
     if args.recipe == "gpu":
-        kwargs = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("peak_lr", args.peak_lr)) if v}
+        kwargs = {
+            k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("peak_lr", args.peak_lr)) if v
+        }
         model = ns["fast_gpu_fit"](ns["build_project_model"], x_train, y_train, callbacks=[TestAccuracy()], **kwargs)
     else:
         model = ns["build_project_model"]()
         original_fit = model.fit
-        model.fit = lambda *a, **kw: original_fit(*a, **{**kw, "callbacks": [TestAccuracy()],
-                                                          **({"epochs": args.epochs} if args.epochs else {})})
+        model.fit = lambda *a, **kw: original_fit(
+            *a, **{**kw, "callbacks": [TestAccuracy()], **({"epochs": args.epochs} if args.epochs else {})}
+        )
         ns["train_project_model"](model, x_train, y_train)
     result["params"] = int(model.count_params())
     result["epochs"] = log
@@ -178,30 +191,44 @@ def _env(backend: str, device: str) -> dict:
     return env
 
 
-def run_one(backend: str, device: str, recipe: str, *, train=None, epochs=None, batch_size=None,
-            cpu_cores=2, timeout=300) -> dict:
+def run_one(
+    backend: str, device: str, recipe: str, *, train=None, epochs=None, batch_size=None, cpu_cores=2, timeout=300
+) -> dict:
     """Start one worker process and return its result (``{"error": ...}`` when it failed).
 
     The worker's per-epoch lines are passed on to stderr as they come, so a long run shows
     its progress; after ``timeout`` seconds it is stopped.
     """
-    cmd = [sys.executable, "-m", "bench.gpu", "--worker", "--backend", backend, "--device", device,
-           "--recipe", recipe, "--cpu-cores", str(cpu_cores)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.gpu",
+        "--worker",
+        "--backend",
+        backend,
+        "--device",
+        device,
+        "--recipe",
+        recipe,
+        "--cpu-cores",
+        str(cpu_cores),
+    ]
     for flag, value in (("--train", train), ("--epochs", epochs), ("--batch-size", batch_size)):
         if value:
             cmd += [flag, str(value)]
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(backend, device), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, bufsize=1)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=_env(backend, device), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
     timer = threading.Timer(timeout, proc.kill)
     timer.start()
     result, header, tail, progress = None, None, [], []
     try:
         for line in proc.stdout:
             if line.startswith(RESULT):
-                result = json.loads(line[len(RESULT):])
+                result = json.loads(line[len(RESULT) :])
             elif line.startswith(HEADER):
-                header = json.loads(line[len(HEADER):])
+                header = json.loads(line[len(HEADER) :])
             elif parse_progress(line):  # the worker's own per-epoch line
                 progress.append(line.strip())
                 print(line, end="", file=sys.stderr, flush=True)
@@ -236,17 +263,26 @@ def summarize(r: dict, target: float = 0.99) -> dict:
         rate = (len(log) - 1) / (log[-1]["seconds"] - first)
     else:
         rate = 1 / first
-    return {"final": log[-1]["accuracy"], "epochs": len(log), "first_epoch_s": first, "epochs_per_s": rate,
-            "steady": len(log) > 1, "to_target_s": reached["seconds"] if reached else None,
-            "to_target_epoch": reached["epoch"] if reached else None, "total_s": log[-1]["seconds"]}
+    return {
+        "final": log[-1]["accuracy"],
+        "epochs": len(log),
+        "first_epoch_s": first,
+        "epochs_per_s": rate,
+        "steady": len(log) > 1,
+        "to_target_s": reached["seconds"] if reached else None,
+        "to_target_epoch": reached["epoch"] if reached else None,
+        "total_s": log[-1]["seconds"],
+    }
 
 
 def _what(r: dict) -> str:
-    recipe = ("GPU recipe (`fast_gpu_fit`" if r["recipe"] == "gpu" else "plain recipe (`train_project_model`")
+    recipe = "GPU recipe (`fast_gpu_fit`" if r["recipe"] == "gpu" else "plain recipe (`train_project_model`"
     recipe += f", batch {r.get('batch_size', '?')}, {r.get('policy', '?')}, jit_compile={r.get('jit_compile', '?')})"
-    where = (f"{r['gpu']['name']}" if r.get("gpu") else f"CPU, {r.get('cpu_cores', '?')} cores")
+    where = f"{r['gpu']['name']}" if r.get("gpu") else f"CPU, {r.get('cpu_cores', '?')} cores"
     data = "" if r.get("train_images", 60000) == 60000 else f", first {r['train_images']:,} training images"
-    return f"MNIST reference, {LABELS.get(r['backend'], r['backend'])} {r.get('library', '')} on {where}, {recipe}{data}"
+    return (
+        f"MNIST reference, {LABELS.get(r['backend'], r['backend'])} {r.get('library', '')} on {where}, {recipe}{data}"
+    )
 
 
 def rows_for(results: list[dict], target: float = 0.99) -> list[tuple[str, str]]:
@@ -255,10 +291,15 @@ def rows_for(results: list[dict], target: float = 0.99) -> list[tuple[str, str]]
     gpu = next((r["gpu"] for r in results if r.get("gpu")), None)
     if gpu:
         cc = gpu.get("compute_capability")
-        rows.append(("GPU", f"{gpu['name']}"
-                     + (f", {gpu['memory_mib'] / 1024:.1f} GiB" if gpu.get("memory_mib") else "")
-                     + (f", compute capability {cc[0]}.{cc[1]}" if cc else "")
-                     + (f", driver {gpu['driver']}" if gpu.get("driver") else "")))
+        rows.append(
+            (
+                "GPU",
+                f"{gpu['name']}"
+                + (f", {gpu['memory_mib'] / 1024:.1f} GiB" if gpu.get("memory_mib") else "")
+                + (f", compute capability {cc[0]}.{cc[1]}" if cc else "")
+                + (f", driver {gpu['driver']}" if gpu.get("driver") else ""),
+            )
+        )
     for r in results:
         if "error" in r or "skipped" in r:
             label = f"MNIST reference, {LABELS.get(r['backend'], r['backend'])}"
@@ -269,25 +310,50 @@ def rows_for(results: list[dict], target: float = 0.99) -> list[tuple[str, str]]
             rows.append((label, f"not measured: {r.get('error') or r.get('skipped')}"))
             continue
         s = summarize(r, target)
-        reached = (f"{target:.1%} after {s['to_target_s']:.1f} s of training (epoch {s['to_target_epoch']}, compilation included)"
-                   if s["to_target_s"] is not None else f"{target:.1%} not reached")
-        rate = (f"{s['epochs_per_s']:.2f} epochs/s after the first epoch ({s['first_epoch_s']:.1f} s)" if s["steady"]
-                else f"{s['epochs_per_s']:.2f} epochs/s (one epoch, compilation included)")
+        reached = (
+            f"{target:.1%} after {s['to_target_s']:.1f} s of training (epoch {s['to_target_epoch']}, compilation included)"
+            if s["to_target_s"] is not None
+            else f"{target:.1%} not reached"
+        )
+        rate = (
+            f"{s['epochs_per_s']:.2f} epochs/s after the first epoch ({s['first_epoch_s']:.1f} s)"
+            if s["steady"]
+            else f"{s['epochs_per_s']:.2f} epochs/s (one epoch, compilation included)"
+        )
         tf_note = "; imported TensorFlow" if r.get("tensorflow_imported") and r["backend"] != "tensorflow" else ""
         tf_note += f"; {r['stopped']}" if r.get("stopped") else ""
         epochs = f"{s['epochs']} epoch" + ("s" if s["epochs"] != 1 else "")
-        rows.append((_what(r), f"test accuracy {s['final']:.2%} after {epochs}; {reached}; {rate}; "
-                               f"output {r.get('output_dtype', '?')}{tf_note}"))
+        rows.append(
+            (
+                _what(r),
+                f"test accuracy {s['final']:.2%} after {epochs}; {reached}; {rate}; "
+                f"output {r.get('output_dtype', '?')}{tf_note}",
+            )
+        )
     for backend in dict.fromkeys(r["backend"] for r in results):
-        cpu = [r for r in results if r["backend"] == backend and r["recipe"] == "gpu" and r["device"] == "cpu" and r.get("epochs")]
-        gpu = [r for r in results if r["backend"] == backend and r["recipe"] == "gpu" and r["device"] == "gpu" and r.get("epochs")
-               and cpu and r.get("batch_size") == cpu[0].get("batch_size")]
+        cpu = [
+            r
+            for r in results
+            if r["backend"] == backend and r["recipe"] == "gpu" and r["device"] == "cpu" and r.get("epochs")
+        ]
+        gpu = [
+            r
+            for r in results
+            if r["backend"] == backend
+            and r["recipe"] == "gpu"
+            and r["device"] == "gpu"
+            and r.get("epochs")
+            and cpu
+            and r.get("batch_size") == cpu[0].get("batch_size")
+        ]
         pair = {"cpu": summarize(cpu[0], target), "gpu": summarize(gpu[0], target)} if cpu and gpu else {}
         if "gpu" in pair and "cpu" in pair:
             g, c = pair["gpu"], pair["cpu"]
             text = f"{g['epochs_per_s'] / c['epochs_per_s']:.0f}x the epochs per second"
             if g["to_target_s"] is not None and c["to_target_s"] is not None:
-                text += f"; time to {target:.1%}: {g['to_target_s']:.1f} s on the GPU, {c['to_target_s']:.1f} s on the CPU"
+                text += (
+                    f"; time to {target:.1%}: {g['to_target_s']:.1f} s on the GPU, {c['to_target_s']:.1f} s on the CPU"
+                )
             rows.append((f"GPU recipe, {LABELS.get(backend, backend)}: GPU against CPU", text))
     return rows
 
@@ -310,9 +376,20 @@ def plan(backends, devices, recipes, extra_batch_sizes=()) -> list[tuple[str, st
     return runs
 
 
-def bench_gpu(backends=("jax", "torch"), devices=("gpu", "cpu"), recipes=("gpu", "plain"), *, train=None,
-              epochs=None, batch_size=None, extra_batch_sizes=(512, 1024), cpu_cores=2, budget_s=480,
-              run_limit_s=240, target=0.99) -> list[tuple[str, str]]:
+def bench_gpu(
+    backends=("jax", "torch"),
+    devices=("gpu", "cpu"),
+    recipes=("gpu", "plain"),
+    *,
+    train=None,
+    epochs=None,
+    batch_size=None,
+    extra_batch_sizes=(512, 1024),
+    cpu_cores=2,
+    budget_s=480,
+    run_limit_s=240,
+    target=0.99,
+) -> list[tuple[str, str]]:
     """Run ``plan(...)`` while ``budget_s`` seconds last, each run for at most ``run_limit_s``; return the table rows.
 
     Backends that are not installed get a row saying so; runs that would start after the
@@ -331,13 +408,33 @@ def bench_gpu(backends=("jax", "torch"), devices=("gpu", "cpu"), recipes=("gpu",
         size = size or batch_size
         left = budget_s - (time.perf_counter() - start)
         if left < 30:
-            results.append({"backend": backend, "device": device, "recipe": recipe, "batch_size": size,
-                            "error": f"out of time (budget {budget_s} s)"})
+            results.append(
+                {
+                    "backend": backend,
+                    "device": device,
+                    "recipe": recipe,
+                    "batch_size": size,
+                    "error": f"out of time (budget {budget_s} s)",
+                }
+            )
             continue
-        print(f"bench gpu: {backend} on {device}, {recipe} recipe" + (f", batch {size}" if size else "") + " ...",
-              file=sys.stderr, flush=True)
-        results.append(run_one(backend, device, recipe, train=train, epochs=epochs, batch_size=size,
-                               cpu_cores=cpu_cores, timeout=int(min(left, run_limit_s))))
+        print(
+            f"bench gpu: {backend} on {device}, {recipe} recipe" + (f", batch {size}" if size else "") + " ...",
+            file=sys.stderr,
+            flush=True,
+        )
+        results.append(
+            run_one(
+                backend,
+                device,
+                recipe,
+                train=train,
+                epochs=epochs,
+                batch_size=size,
+                cpu_cores=cpu_cores,
+                timeout=int(min(left, run_limit_s)),
+            )
+        )
     return rows_for(results, target)
 
 
@@ -355,8 +452,11 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, help="override the GPU recipe's batch size")
     parser.add_argument("--peak-lr", type=float, help="override the GPU recipe's peak learning rate")
     parser.add_argument("--cpu-cores", type=int, default=2, help="cores a CPU run may use (default 2)")
-    parser.add_argument("--extra-batch-sizes", default="512,1024",
-                        help="GPU recipe on the GPU also with these batch sizes, last (default 512,1024; '' for none)")
+    parser.add_argument(
+        "--extra-batch-sizes",
+        default="512,1024",
+        help="GPU recipe on the GPU also with these batch sizes, last (default 512,1024; '' for none)",
+    )
     parser.add_argument("--budget", type=int, default=480, help="seconds for all runs together (default 480)")
     parser.add_argument("--run-limit", type=int, default=240, help="seconds for one run at most (default 240)")
     parser.add_argument("--target", type=float, default=0.99, help="test accuracy to time (default 0.99)")
@@ -365,9 +465,19 @@ def main(argv=None) -> int:
         print(RESULT + json.dumps(worker(args)), flush=True)
         return 0
     extra = [int(b) for b in args.extra_batch_sizes.split(",") if b.strip()]
-    rows = bench_gpu(args.backends.split(","), args.devices.split(","), args.recipes.split(","), train=args.train,
-                     epochs=args.epochs, batch_size=args.batch_size, extra_batch_sizes=extra, cpu_cores=args.cpu_cores,
-                     budget_s=args.budget, run_limit_s=args.run_limit, target=args.target)
+    rows = bench_gpu(
+        args.backends.split(","),
+        args.devices.split(","),
+        args.recipes.split(","),
+        train=args.train,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        extra_batch_sizes=extra,
+        cpu_cores=args.cpu_cores,
+        budget_s=args.budget,
+        run_limit_s=args.run_limit,
+        target=args.target,
+    )
     for k, v in rows:
         print(f"| {k} | {v} |")
     return 0

@@ -50,8 +50,11 @@ def gib(n: int) -> str:
 
 def learner_pip_environment(cache: Path, find_links: Path | None = None) -> dict[str, str]:
     """This process's environment with pip reading no configuration and only the package index."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PIP_", "VIRTUAL_ENV", "PYTHONPATH")) or k in ("PIP_CERT", "PIP_DEFAULT_TIMEOUT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PIP_", "VIRTUAL_ENV", "PYTHONPATH")) or k in ("PIP_CERT", "PIP_DEFAULT_TIMEOUT")
+    }
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(str(ROOT)))
     env.update(PIP_CONFIG_FILE=os.devnull, PIP_CACHE_DIR=str(cache), PIP_DISABLE_PIP_VERSION_CHECK="1")
     if find_links is not None:
@@ -62,8 +65,13 @@ def learner_pip_environment(cache: Path, find_links: Path | None = None) -> dict
 def timed_make(course: Path, target: str, python: str, env: dict[str, str], log: Path) -> float:
     start = time.perf_counter()
     with log.open("a") as out:
-        subprocess.run(["make", "--no-print-directory", "-C", str(course), target, f"PYTHON={python}"],
-                       env=env, stdout=out, stderr=subprocess.STDOUT, check=True)
+        subprocess.run(
+            ["make", "--no-print-directory", "-C", str(course), target, f"PYTHON={python}"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=True,
+        )
     return time.perf_counter() - start
 
 
@@ -82,25 +90,52 @@ def measure(python: str, keep: Path | None = None) -> list[tuple[str, str]]:
     try:
         cold = timed_make(course, "install", python, learner_pip_environment(cache), log)
         lab_size, cold_cache = folder_bytes(venv), folder_bytes(cache)
-        rows.append(("fresh `make lab` install, cold pip cache (every package downloaded)",
-                     f"{cold:.0f} s; .venv {gib(lab_size)}; pip cache afterwards {gib(cold_cache)}"))
+        rows.append(
+            (
+                "fresh `make lab` install, cold pip cache (every package downloaded)",
+                f"{cold:.0f} s; .venv {gib(lab_size)}; pip cache afterwards {gib(cold_cache)}",
+            )
+        )
         tools = timed_make(course, "install-test", python, learner_pip_environment(cache), log)
-        rows.append(("`make test`'s test tools on top (pytest, nbval, Playwright, Ruff, JAX for CPU)",
-                     f"{tools:.0f} s; .venv {gib(folder_bytes(venv))} (+{gib(folder_bytes(venv) - lab_size)})"))
+        rows.append(
+            (
+                "`make test`'s test tools on top (pytest, nbval, Playwright, Ruff, JAX for CPU)",
+                f"{tools:.0f} s; .venv {gib(folder_bytes(venv))} (+{gib(folder_bytes(venv) - lab_size)})",
+            )
+        )
         shutil.rmtree(venv)
         warm = timed_make(course, "install", python, learner_pip_environment(cache), log)
         kept = folder_bytes(cache)
-        note = "" if kept > 2**20 else (" (pip kept nothing in its cache here: the package index's answers on this"
-                                         " network carry no caching headers, so this run downloaded everything again)")
-        rows.append(("fresh `make lab` install, warm pip cache (the cache of the cold run)",
-                     f"{warm:.0f} s; pip cache {gib(kept)}{note}"))
+        note = (
+            ""
+            if kept > 2**20
+            else (
+                " (pip kept nothing in its cache here: the package index's answers on this"
+                " network carry no caching headers, so this run downloaded everything again)"
+            )
+        )
+        rows.append(
+            (
+                "fresh `make lab` install, warm pip cache (the cache of the cold run)",
+                f"{warm:.0f} s; pip cache {gib(kept)}{note}",
+            )
+        )
         shutil.rmtree(venv)
         env = learner_pip_environment(cache)
-        subprocess.run([python, "-m", "pip", "download", "--quiet", "-d", str(wheels), "-c", "requirements-lock.txt", "."],
-                       cwd=course, env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [python, "-m", "pip", "download", "--quiet", "-d", str(wheels), "-c", "requirements-lock.txt", "."],
+            cwd=course,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         local = timed_make(course, "install", python, learner_pip_environment(cache, find_links=wheels), log)
-        rows.append(("fresh `make lab` install, every wheel already on disk (no download)",
-                     f"{local:.0f} s; wheels {gib(folder_bytes(wheels))}"))
+        rows.append(
+            (
+                "fresh `make lab` install, every wheel already on disk (no download)",
+                f"{local:.0f} s; wheels {gib(folder_bytes(wheels))}",
+            )
+        )
     finally:
         if keep is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -119,15 +154,20 @@ def cpu_name() -> str:
 
 def render(rows: list[tuple[str, str]], python: str) -> str:
     version = subprocess.run([python, "--version"], capture_output=True, text=True, check=False).stdout.strip()
-    head = (f"Measured {datetime.date.today()} on: {cpu_name()}, {os.cpu_count()} cores; {version}; "
-            "packages from the package index over this machine's network.\n\n| install | result |\n| --- | --- |\n")
+    head = (
+        f"Measured {datetime.date.today()} on: {cpu_name()}, {os.cpu_count()} cores; {version}; "
+        "packages from the package index over this machine's network.\n\n| install | result |\n| --- | --- |\n"
+    )
     return head + "".join(f"| {a} | {b} |\n" for a, b in rows)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--python", default=getattr(sys, "_base_executable", sys.executable),
-                        help="interpreter `make` creates .venv with (default: the one running this)")
+    parser.add_argument(
+        "--python",
+        default=getattr(sys, "_base_executable", sys.executable),
+        help="interpreter `make` creates .venv with (default: the one running this)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print the table, leave bench/README.md alone")
     parser.add_argument("--keep", type=Path, help="work in (and keep) a folder under this one, with make's log")
     args = parser.parse_args(argv)

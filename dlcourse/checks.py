@@ -20,8 +20,16 @@ import sys
 import numpy as np
 
 __all__ = [
-    "rel_error", "assert_close", "assert_shape", "assert_dtype", "assert_in_range", "assert_equal",
-    "assert_numpy_only", "all_layers", "loss_name", "copy_weights_by_name",
+    "rel_error",
+    "assert_close",
+    "assert_shape",
+    "assert_dtype",
+    "assert_in_range",
+    "assert_equal",
+    "assert_numpy_only",
+    "all_layers",
+    "loss_name",
+    "copy_weights_by_name",
 ]
 
 
@@ -187,7 +195,9 @@ class _Block:
 
             self._patch(pywrap_tfe, "TFE_Py_FastPathExecute", self._op_blocker(pywrap_tfe.TFE_Py_FastPathExecute, 1))
             self._patch(pywrap_tfe, "TFE_Py_Execute", self._op_blocker(pywrap_tfe.TFE_Py_Execute, 2))
-            self._patch(pywrap_tfe, "TFE_Py_ExecuteCancelable", self._op_blocker(pywrap_tfe.TFE_Py_ExecuteCancelable, 2))
+            self._patch(
+                pywrap_tfe, "TFE_Py_ExecuteCancelable", self._op_blocker(pywrap_tfe.TFE_Py_ExecuteCancelable, 2)
+            )
             for name in ("quick_execute", "execute", "execute_with_cancellation", "execute_with_callbacks"):
                 self._patch(execute, name, self._op_blocker(getattr(execute, name), 0))
             session = sys.modules.get("tensorflow.python.client.session")
@@ -200,10 +210,18 @@ class _Block:
                 from keras.src.utils import numerical_utils
             except ImportError:  # another Keras layout: the TensorFlow block still applies
                 return
-            self._patch(Layer, "__init__", self._blocked(lambda args: f"a Keras layer ({type(args[0]).__name__})"
-                                                         if args else "a Keras layer"))
-            self._patch(operation.Operation, "__init__", self._blocked(lambda args: f"a Keras operation ({type(args[0]).__name__})"
-                                                                       if args else "a Keras operation"))
+            self._patch(
+                Layer,
+                "__init__",
+                self._blocked(lambda args: f"a Keras layer ({type(args[0]).__name__})" if args else "a Keras layer"),
+            )
+            self._patch(
+                operation.Operation,
+                "__init__",
+                self._blocked(
+                    lambda args: f"a Keras operation ({type(args[0]).__name__})" if args else "a Keras operation"
+                ),
+            )
             for module, name, description in _keras_utilities(numerical_utils, operation_utils):
                 self._patch(module, name, self._blocked(description))
 
@@ -219,7 +237,8 @@ class _Block:
         """Whether every replacement is still in place (the call did not undo the block)."""
         return self.finder in sys.meta_path and all(
             (owner.__dict__.get(attribute) if isinstance(owner, type) else getattr(owner, attribute, None)) is blocker
-            for owner, attribute, _, blocker in self.patches)
+            for owner, attribute, _, blocker in self.patches
+        )
 
     def __exit__(self, *exc):
         for owner, attribute, original, _ in reversed(self.patches):
@@ -236,7 +255,11 @@ def _keras_utilities(*modules) -> list[tuple[object, str, str]]:
         targets = {}
         for module in modules:
             for name, value in vars(module).items():
-                if callable(value) and getattr(value, "__module__", None) == module.__name__ and not isinstance(value, type):
+                if (
+                    callable(value)
+                    and getattr(value, "__module__", None) == module.__name__
+                    and not isinstance(value, type)
+                ):
                     targets[id(value)] = (value, f"keras {name}")
         found = []
         for module_name, module in list(sys.modules.items()):
@@ -282,13 +305,16 @@ def assert_numpy_only(fn, *args, **kwargs):
             result = fn(*args, **kwargs)
         except Exception:
             if block.attempts:
-                raise AssertionError(f"{name} used TensorFlow/Keras ({block.attempts[0]}): "
-                                     "this exercise asks for NumPy only") from None
+                raise AssertionError(
+                    f"{name} used TensorFlow/Keras ({block.attempts[0]}): this exercise asks for NumPy only"
+                ) from None
             raise
         intact = block.intact()
     if not intact:
-        raise AssertionError(f"{name} undid the check that it uses NumPy only (it changed TensorFlow or Keras "
-                             "while it ran): this exercise asks for NumPy only")
+        raise AssertionError(
+            f"{name} undid the check that it uses NumPy only (it changed TensorFlow or Keras "
+            "while it ran): this exercise asks for NumPy only"
+        )
     if block.attempts:
         raise AssertionError(f"{name} used TensorFlow/Keras ({block.attempts[0]}): this exercise asks for NumPy only")
     return result
@@ -314,8 +340,13 @@ def all_layers(model) -> list:
     return found
 
 
-_LOSS_ALIASES = {"bce": "binary_crossentropy", "mae": "mean_absolute_error", "mse": "mean_squared_error",
-                 "mape": "mean_absolute_percentage_error", "msle": "mean_squared_logarithmic_error"}
+_LOSS_ALIASES = {
+    "bce": "binary_crossentropy",
+    "mae": "mean_absolute_error",
+    "mse": "mean_squared_error",
+    "mape": "mean_absolute_percentage_error",
+    "msle": "mean_squared_logarithmic_error",
+}
 
 
 def loss_name(model) -> str | None:
@@ -349,9 +380,11 @@ def copy_weights_by_name(source, *targets) -> list[str]:
     does). Where they share the layer objects this changes nothing. Returns the names of
     the targets' layers with weights that ``source`` has no layer for (empty: all shared).
     """
+
     def leaves(model):
-        return {layer.name: layer for layer in all_layers(model)
-                if layer.weights and not getattr(layer, "layers", None)}
+        return {
+            layer.name: layer for layer in all_layers(model) if layer.weights and not getattr(layer, "layers", None)
+        }
 
     available = leaves(source)
     missing = []

@@ -81,8 +81,7 @@ def _read_verified(path: Path | io.BytesIO, withheld: bool = False) -> dict[str,
             missing = sorted(set(MNIST_SHA256) - set(npz.files))
             if missing:
                 raise DataFileError(
-                    f"{path} is not the course's MNIST file: it lacks the arrays "
-                    f"{missing}. {_RESTORE_HINT}"
+                    f"{path} is not the course's MNIST file: it lacks the arrays {missing}. {_RESTORE_HINT}"
                 )
             arrays = {name: npz[name] for name in MNIST_SHA256}
     except DataFileError:
@@ -106,8 +105,10 @@ def _read_verified(path: Path | io.BytesIO, withheld: bool = False) -> dict[str,
             )
     if withheld:
         train = len(arrays["x_train"]) - len(arrays["x_test"])
-        if not (np.array_equal(arrays["x_test"], arrays["x_train"][train:])
-                and np.array_equal(arrays["y_test"], arrays["y_train"][train:])):
+        if not (
+            np.array_equal(arrays["x_test"], arrays["x_train"][train:])
+            and np.array_equal(arrays["y_test"], arrays["y_train"][train:])
+        ):
             raise DataFileError(f"{path} is not the grader's copy of MNIST (its stand-in test split does not match)")
     return arrays
 
@@ -115,7 +116,7 @@ def _read_verified(path: Path | io.BytesIO, withheld: bool = False) -> dict[str,
 def withheld_copy(source: Path, dest: Path) -> None:
     """Write the grader's copy of ``mnist.npz``: the test split replaced by the last 10,000 training digits."""
     (x_train, y_train), (x_test, y_test) = load_mnist(source)
-    np.savez(dest, x_train=x_train, y_train=y_train, x_test=x_train[-len(x_test):], y_test=y_train[-len(y_test):])
+    np.savez(dest, x_train=x_train, y_train=y_train, x_test=x_train[-len(x_test) :], y_test=y_train[-len(y_test) :])
 
 
 def load_mnist(path: str | os.PathLike | None = None):
@@ -142,8 +143,10 @@ def load_mnist(path: str | os.PathLike | None = None):
     if withheld:
         global _said_withheld
         if not _said_withheld:
-            print("(while a class is graded, x_test holds 10,000 training digits: the test digits are kept for "
-                  "the grader)")
+            print(
+                "(while a class is graded, x_test holds 10,000 training digits: the test digits are kept for "
+                "the grader)"
+            )
             _said_withheld = True
     try:
         stat = path.stat()
@@ -245,7 +248,9 @@ def load_sunspots(path: str | os.PathLike | None = None):
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise DataFileError(f"sunspot file not found at {path}. {_RESTORE_HINT.replace('mnist.npz', 'sunspots_monthly.csv')}") from None
+        raise DataFileError(
+            f"sunspot file not found at {path}. {_RESTORE_HINT.replace('mnist.npz', 'sunspots_monthly.csv')}"
+        ) from None
     digest = hashlib.sha256(raw).hexdigest()
     if digest != SUNSPOTS_SHA256:
         raise DataFileError(

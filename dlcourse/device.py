@@ -162,7 +162,7 @@ def _chosen_by() -> str:
     if source == "KERAS_BACKEND":
         return f"KERAS_BACKEND={os.environ['KERAS_BACKEND']}"
     if source:
-        return f"\"backend\" in {source}"
+        return f'"backend" in {source}'
     return "Keras's default"
 
 
@@ -264,8 +264,14 @@ def _torch_gpus(smi: _Smi) -> list[GpuInfo]:
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             p = torch.cuda.get_device_properties(i)
-            found.append(GpuInfo(name=p.name, device=f"cuda:{i}", compute_capability=(p.major, p.minor),
-                                 memory_mib=int(p.total_memory) // 2**20))
+            found.append(
+                GpuInfo(
+                    name=p.name,
+                    device=f"cuda:{i}",
+                    compute_capability=(p.major, p.minor),
+                    memory_mib=int(p.total_memory) // 2**20,
+                )
+            )
     else:
         mps = getattr(torch.backends, "mps", None)
         if mps is not None and mps.is_available():
@@ -476,8 +482,14 @@ def report(print_it: bool = True) -> str:
     try:
         import keras
     except ImportError as exc:
-        return _emit([python, f"{_label(name)}{_library_version(name, lib)}",
-                      f"Keras       cannot be imported ({exc}). Install it: `pip install keras`."], print_it)
+        return _emit(
+            [
+                python,
+                f"{_label(name)}{_library_version(name, lib)}",
+                f"Keras       cannot be imported ({exc}). Install it: `pip install keras`.",
+            ],
+            print_it,
+        )
     import numpy as np
 
     source = backend_source()
@@ -492,7 +504,11 @@ def report(print_it: bool = True) -> str:
     found = gpus()
     if found:
         for g in found:
-            cc = f", compute capability {g.compute_capability[0]}.{g.compute_capability[1]}" if g.compute_capability else ""
+            cc = (
+                f", compute capability {g.compute_capability[0]}.{g.compute_capability[1]}"
+                if g.compute_capability
+                else ""
+            )
             mem = f", {g.memory_mib / 1024:.1f} GiB" if g.memory_mib else ""
             lines.append(f"GPU         {g.device}: {g.name}{mem}{cc}")
     else:
@@ -513,9 +529,11 @@ def _emit(lines: list[str], print_it: bool) -> str:
 def _report_without_backend(python: str, name: str, exc: ImportError, print_it: bool) -> str:
     label = BACKENDS[name]
     if name == DEFAULT_BACKEND and not backend_source():
-        advice = (f"Install the course's environment: {_INSTALL[name]}. If pip finds no TensorFlow for "
-                  f"this Python ({platform.python_version()}), Keras also runs on PyTorch or JAX: see "
-                  "Troubleshooting in the course's README.")
+        advice = (
+            f"Install the course's environment: {_INSTALL[name]}. If pip finds no TensorFlow for "
+            f"this Python ({platform.python_version()}), Keras also runs on PyTorch or JAX: see "
+            "Troubleshooting in the course's README."
+        )
     else:
         advice = (
             f"Keras is set to use it ({_chosen_by()}): install it into this environment "
@@ -535,8 +553,7 @@ def _report_without_backend(python: str, name: str, exc: ImportError, print_it: 
 
 def _supports_mixed_precision(found: list[GpuInfo]) -> bool:
     return bool(found) and all(
-        g.compute_capability is not None and tuple(g.compute_capability) >= MIN_MIXED_PRECISION_CC
-        for g in found
+        g.compute_capability is not None and tuple(g.compute_capability) >= MIN_MIXED_PRECISION_CC for g in found
     )
 
 
@@ -607,14 +624,12 @@ def setup(
             keras.mixed_precision.set_global_policy("mixed_float16")
             policy = "mixed_float16"
         else:
-            note = (
-                "mixed precision needs a GPU with compute capability 7.0 or more; "
-                "keeping float32"
-            )
+            note = "mixed precision needs a GPU with compute capability 7.0 or more; keeping float32"
             keras.mixed_precision.set_global_policy("float32")
     if name != "tensorflow" and len(found) > 1:
-        note = (f"{len(found)} GPUs: Keras on {BACKENDS[name]} trains on {found[0].device} only"
-                + ("; for all of them see keras.distribution.DataParallel" if name == "jax" else ""))
+        note = f"{len(found)} GPUs: Keras on {BACKENDS[name]} trains on {found[0].device} only" + (
+            "; for all of them see keras.distribution.DataParallel" if name == "jax" else ""
+        )
 
     if verbose:
         report()
@@ -624,7 +639,9 @@ def setup(
                 f"precision policy {policy}; seed {seed}"
             )
         else:
-            print(f"Placement   Keras puts models and data on {strategy.device}; precision policy {policy}; seed {seed}")
+            print(
+                f"Placement   Keras puts models and data on {strategy.device}; precision policy {policy}; seed {seed}"
+            )
         if note:
             print(f"Note        {note}")
     return strategy

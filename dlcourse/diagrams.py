@@ -83,7 +83,9 @@ class _Canvas:
         self.ax.set_aspect("equal")
         self.ax.axis("off")
         if title:
-            self.fig.text(0.5, 1 - 0.5 * top / height, title, ha="center", va="center", fontsize=TITLE * max(self.k, 0.8))
+            self.fig.text(
+                0.5, 1 - 0.5 * top / height, title, ha="center", va="center", fontsize=TITLE * max(self.k, 0.8)
+            )
 
     def size(self, points):
         return points * max(self.k, 0.7)
@@ -111,8 +113,17 @@ class _Canvas:
         from matplotlib.patches import FancyBboxPatch
 
         x, y = xy
-        patch = FancyBboxPatch((x - w / 2 + pad, y - h / 2 + pad), w - 2 * pad, h - 2 * pad,
-                               boxstyle=f"round,pad={pad}", fc=fc, ec=ec, lw=lw, zorder=3, **kw)
+        patch = FancyBboxPatch(
+            (x - w / 2 + pad, y - h / 2 + pad),
+            w - 2 * pad,
+            h - 2 * pad,
+            boxstyle=f"round,pad={pad}",
+            fc=fc,
+            ec=ec,
+            lw=lw,
+            zorder=3,
+            **kw,
+        )
         patch.set_gid(gid)
         self.ax.add_patch(patch)
         if label:
@@ -124,16 +135,26 @@ class _Canvas:
         from matplotlib.patches import FancyArrowPatch
         from matplotlib.path import Path
 
-        patch = FancyArrowPatch(path=Path(np.asarray(points, float)), arrowstyle="-|>" if head else "-",
-                                mutation_scale=11 * max(self.k, 0.7), color=color, lw=lw, linestyle=ls,
-                                zorder=zorder, alpha=alpha, shrinkA=0, shrinkB=0)
+        patch = FancyArrowPatch(
+            path=Path(np.asarray(points, float)),
+            arrowstyle="-|>" if head else "-",
+            mutation_scale=11 * max(self.k, 0.7),
+            color=color,
+            lw=lw,
+            linestyle=ls,
+            zorder=zorder,
+            alpha=alpha,
+            shrinkA=0,
+            shrinkB=0,
+        )
         patch.set_gid(gid)
         self.ax.add_patch(patch)
         return patch
 
     def line(self, p, q, color=COLOURS["faint"], lw=0.8, gid=None, zorder=1, alpha=1.0):
-        (line,) = self.ax.plot([p[0], q[0]], [p[1], q[1]], color=color, lw=lw, zorder=zorder, alpha=alpha,
-                               solid_capstyle="round")
+        (line,) = self.ax.plot(
+            [p[0], q[0]], [p[1], q[1]], color=color, lw=lw, zorder=zorder, alpha=alpha, solid_capstyle="round"
+        )
         line.set_gid(gid)
         return line
 
@@ -236,10 +257,14 @@ def mlp(layer_sizes=(3, 4, 4, 2), max_units: int = 7):
     half = max(abs(y) for units, _ in columns for _, (_, y) in units)
     hidden = len(sizes) - 2
     kind = {0: "no hidden layer: a linear model", 1: "1 hidden layer: shallow"}.get(
-        hidden, f"{hidden} hidden layers" + (": deep" if hidden >= 3 else ""))
+        hidden, f"{hidden} hidden layers" + (": deep" if hidden >= 3 else "")
+    )
     total = sum(n * m + m for n, m in zip(sizes[:-1], sizes[1:]))
-    c = _Canvas((-1.3, dx * (len(sizes) - 1) + 1.3), (-half - 2.1, half + 0.6),
-                title=f"{' → '.join(str(n) for n in sizes)}: {kind}, {total:,} parameters")
+    c = _Canvas(
+        (-1.3, dx * (len(sizes) - 1) + 1.3),
+        (-half - 2.1, half + 0.6),
+        title=f"{' → '.join(str(n) for n in sizes)}: {kind}, {total:,} parameters",
+    )
     for layer, ((units, ellipsis), n) in enumerate(zip(columns, sizes)):
         fc = COLOURS["input"] if layer == 0 else COLOURS["output"] if layer == len(sizes) - 1 else COLOURS["hidden"]
         for i, xy in units:
@@ -253,8 +278,13 @@ def mlp(layer_sizes=(3, 4, 4, 2), max_units: int = 7):
                 for _, q in units:
                     c.line(*_trim(p, q, 0.3, 0.3), color=COLOURS["faint"], lw=0.7, gid=f"edge:{layer - 1}->{layer}")
             m, n_prev = n, sizes[layer - 1]
-            c.text(((layer - 0.5) * dx, -half - 1.75), f"{n_prev:,}·{m:,} + {m:,}\n= {n_prev * m + m:,}",
-                   size=SMALL - 0.5, color="0.3", gid=f"label:params{layer}")
+            c.text(
+                ((layer - 0.5) * dx, -half - 1.75),
+                f"{n_prev:,}·{m:,} + {m:,}\n= {n_prev * m + m:,}",
+                size=SMALL - 0.5,
+                color="0.3",
+                gid=f"label:params{layer}",
+            )
     return c.fig
 
 
@@ -268,18 +298,43 @@ def backprop_graph(n: int = 4, n_in: int = 2, n_hidden: int = 3, backward: bool 
         n, n_in, n_hidden: batch size N and the layer sizes, for the shapes.
         backward: also draw the backward pass (red): the deltas and weight gradients.
     """
-    c = _Canvas((-0.9, 15.0), (-1.4 if backward else -0.9, 3.6 if backward else 3.0), title="forward (black)" + (
-        " and backward (red) through the network of the worked step" if backward else " through the worked step's network"))
+    c = _Canvas(
+        (-0.9, 15.0),
+        (-1.4 if backward else -0.9, 3.6 if backward else 3.0),
+        title="forward (black)"
+        + (
+            " and backward (red) through the network of the worked step"
+            if backward
+            else " through the worked step's network"
+        ),
+    )
     y0 = 1.0
     values = {"X": 0.0, "Z1": 3.2, "A1": 5.8, "Z2": 9.0, "p": 11.6, "L": 14.2}
-    ops = {"lin1": (1.6, r"$\cdot W_1\!+\!b_1$"), "sig1": (4.5, r"$\sigma$"), "lin2": (7.4, r"$\cdot W_2\!+\!b_2$"),
-           "sig2": (10.3, r"$\sigma$"), "loss": (12.9, "BCE")}
-    shapes = {"X": f"({n}, {n_in})", "Z1": f"({n}, {n_hidden})", "A1": f"({n}, {n_hidden})", "Z2": f"({n}, 1)",
-              "p": f"({n}, 1)", "L": "scalar"}
+    ops = {
+        "lin1": (1.6, r"$\cdot W_1\!+\!b_1$"),
+        "sig1": (4.5, r"$\sigma$"),
+        "lin2": (7.4, r"$\cdot W_2\!+\!b_2$"),
+        "sig2": (10.3, r"$\sigma$"),
+        "loss": (12.9, "BCE"),
+    }
+    shapes = {
+        "X": f"({n}, {n_in})",
+        "Z1": f"({n}, {n_hidden})",
+        "A1": f"({n}, {n_hidden})",
+        "Z2": f"({n}, 1)",
+        "p": f"({n}, 1)",
+        "L": "scalar",
+    }
     names = {"X": "$X$", "Z1": "$Z_1$", "A1": "$A_1$", "Z2": "$Z_2$", "p": "$p$", "L": "$L$"}
     for key, x in values.items():
-        c.box((x, y0), 1.1, 0.8, names[key], fc=COLOURS["input"] if key == "X" else COLOURS["output"] if key == "L" else COLOURS["hidden"],
-              gid=f"node:{key}")
+        c.box(
+            (x, y0),
+            1.1,
+            0.8,
+            names[key],
+            fc=COLOURS["input"] if key == "X" else COLOURS["output"] if key == "L" else COLOURS["hidden"],
+            gid=f"node:{key}",
+        )
         c.text((x, y0 - 0.65), shapes[key], size=SMALL - 1, color="0.35", gid=f"shape:{key}")
     for key, (x, label) in ops.items():
         wide = 1.35 if "W" in label else 0.8
@@ -290,17 +345,39 @@ def backprop_graph(n: int = 4, n_in: int = 2, n_hidden: int = 3, backward: bool 
     for a, b in zip(order[:-1], order[1:]):
         c.arrow([(xs[a] + half[a], y0), (xs[b] - half[b], y0)], gid=f"edge:{a}->{b}")
     for key, label in (("lin1", "$W_1,\\ b_1$"), ("lin2", "$W_2,\\ b_2$"), ("loss", "$y$")):
-        c.box((xs[key], y0 + 1.7), 1.2 if key != "loss" else 0.7, 0.65, label, fc="white", gid=f"node:param_{key}", size=SMALL + 0.5)
+        c.box(
+            (xs[key], y0 + 1.7),
+            1.2 if key != "loss" else 0.7,
+            0.65,
+            label,
+            fc="white",
+            gid=f"node:param_{key}",
+            size=SMALL + 0.5,
+        )
         c.arrow([(xs[key], y0 + 1.37), (xs[key], y0 + 0.35)], gid=f"edge:param_{key}->{key}")
     if backward:
         red = COLOURS["backward"]
         yb = y0 - 1.55
         c.arrow([(xs["L"], y0 - 0.95), (xs["L"], yb), (xs["X"] + 0.6, yb)], color=red, lw=1.6, gid="edge:backward")
         c.text((xs["Z2"], yb - 0.4), r"$\delta_2 = (p - y)\,/\,N$", size=FONT, color=red, gid="label:delta2")
-        c.text((xs["Z1"] + 0.3, yb - 0.4), r"$\delta_1 = (\delta_2 W_2^\top) \odot \sigma'(Z_1)$", size=FONT, color=red,
-               gid="label:delta1")
-        for key, label in (("lin2", r"$\partial L/\partial W_2 = A_1^\top \delta_2$"), ("lin1", r"$\partial L/\partial W_1 = X^\top \delta_1$")):
-            c.text((xs[key] + (0.2 if key == "lin1" else 0), y0 + 2.35), label, size=FONT, color=red, gid=f"label:grad_{key}")
+        c.text(
+            (xs["Z1"] + 0.3, yb - 0.4),
+            r"$\delta_1 = (\delta_2 W_2^\top) \odot \sigma'(Z_1)$",
+            size=FONT,
+            color=red,
+            gid="label:delta1",
+        )
+        for key, label in (
+            ("lin2", r"$\partial L/\partial W_2 = A_1^\top \delta_2$"),
+            ("lin1", r"$\partial L/\partial W_1 = X^\top \delta_1$"),
+        ):
+            c.text(
+                (xs[key] + (0.2 if key == "lin1" else 0), y0 + 2.35),
+                label,
+                size=FONT,
+                color=red,
+                gid=f"label:grad_{key}",
+            )
     return c.fig
 
 
@@ -339,8 +416,13 @@ def dropout(layer_sizes=(4, 6, 6, 2), rate: float = 0.5, seed: int = 0):
                 for b, q in enumerate(pos[layer]):
                     if training and (dropped[layer - 1][a] or dropped[layer][b]):
                         continue
-                    c.line(*_trim(p, q, 0.25, 0.25), color=COLOURS["edge"], lw=0.6, alpha=0.6,
-                           gid=f"edge:{'train' if training else 'test'}")
+                    c.line(
+                        *_trim(p, q, 0.25, 0.25),
+                        color=COLOURS["edge"],
+                        lw=0.6,
+                        alpha=0.6,
+                        gid=f"edge:{'train' if training else 'test'}",
+                    )
         for layer in range(len(sizes)):
             fc = COLOURS["input"] if layer == 0 else COLOURS["output"] if layer == len(sizes) - 1 else COLOURS["hidden"]
             for j, xy in enumerate(pos[layer]):
@@ -373,8 +455,17 @@ def _slab(c, x, y, n, cell, fc, gid=None, ec="0.4", highlight=None, hl_colour=CO
         c.line((x, y + k * cell), (x + n * cell, y + k * cell), color=ec, lw=0.35, zorder=zorder)
     if highlight is not None:
         r, col, size = highlight
-        c.ax.add_patch(Rectangle((x + col * cell, y + (n - r - size) * cell), size * cell, size * cell, fc="none",
-                                 ec=hl_colour, lw=1.8, zorder=zorder + 0.5))
+        c.ax.add_patch(
+            Rectangle(
+                (x + col * cell, y + (n - r - size) * cell),
+                size * cell,
+                size * cell,
+                fc="none",
+                ec=hl_colour,
+                lw=1.8,
+                zorder=zorder + 0.5,
+            )
+        )
 
 
 def conv_multichannel(d_in: int = 3, k: int = 2, f: int = 3, size: int = 5, stride: int = 1, padding: int = 0):
@@ -403,45 +494,108 @@ def conv_multichannel(d_in: int = 3, k: int = 2, f: int = 3, size: int = 5, stri
     fx = in_w + 2.4
     out_x = fx + f * cell + off * (shown_d - 1) + 2.6
     total_h = max(padded * cell + off * (shown_d - 1), shown_k * (filt_h + 0.9), out * cell + off * (shown_k - 1)) + 0.6
-    c = _Canvas((-0.4, out_x + out * cell + off * (shown_k - 1) + 0.6), (-0.55, total_h + 0.2),
-                title=f"Conv2D: {k} filter{'s' * (k > 1)} of {f}×{f}×{d_in} over a {size}×{size}×{d_in} input")
+    c = _Canvas(
+        (-0.4, out_x + out * cell + off * (shown_k - 1) + 0.6),
+        (-0.55, total_h + 0.2),
+        title=f"Conv2D: {k} filter{'s' * (k > 1)} of {f}×{f}×{d_in} over a {size}×{size}×{d_in} input",
+    )
     channel_colours = ["#fcbba1", "#c7e9c0", "#c6dbef", "#dadaeb", "#fdd0a2"]
     base_y = (total_h - (padded * cell + off * (shown_d - 1))) / 2
     for d in reversed(range(shown_d)):
-        _slab(c, d * off, base_y + d * off, padded, cell, channel_colours[d % 5], gid=f"node:input{d}",
-              highlight=(0, 0, f), zorder=3 + (shown_d - d))
-    c.text((in_w / 2, base_y - 0.45), f"input {size}×{size}×{d_in}" + (f" (+ padding {padding})" if padding else ""),
-           size=SMALL, gid="label:input")
+        _slab(
+            c,
+            d * off,
+            base_y + d * off,
+            padded,
+            cell,
+            channel_colours[d % 5],
+            gid=f"node:input{d}",
+            highlight=(0, 0, f),
+            zorder=3 + (shown_d - d),
+        )
+    c.text(
+        (in_w / 2, base_y - 0.45),
+        f"input {size}×{size}×{d_in}" + (f" (+ padding {padding})" if padding else ""),
+        size=SMALL,
+        gid="label:input",
+    )
     for j in range(shown_k):
         top = total_h - 0.3 - j * (filt_h + 0.9)
         for d in reversed(range(shown_d)):
-            _slab(c, fx + d * off, top - filt_h + d * off, f, cell, channel_colours[d % 5], gid=f"node:filter{j}",
-                  zorder=3 + (shown_d - d))
+            _slab(
+                c,
+                fx + d * off,
+                top - filt_h + d * off,
+                f,
+                cell,
+                channel_colours[d % 5],
+                gid=f"node:filter{j}",
+                zorder=3 + (shown_d - d),
+            )
         name = f"filter {j + 1 if j < shown_k - 1 or k == shown_k else k}"
-        c.text((fx + f * cell / 2 + off * (shown_d - 1) / 2, top - filt_h - 0.28), f"{name}: {f}×{f}×{d_in}, $+\\,b_{{{j + 1 if j < shown_k - 1 or k == shown_k else k}}}$",
-               size=SMALL - 0.5, gid=f"label:filter{j}")
-        c.arrow([(f * cell + 0.1 + off * (shown_d - 1), base_y + padded * cell + off * (shown_d - 1) - f * cell / 2),
-                 (fx - 0.15, top - filt_h / 2)], color=COLOURS["highlight"], lw=1.0, gid=f"edge:window->filter{j}")
+        c.text(
+            (fx + f * cell / 2 + off * (shown_d - 1) / 2, top - filt_h - 0.28),
+            f"{name}: {f}×{f}×{d_in}, $+\\,b_{{{j + 1 if j < shown_k - 1 or k == shown_k else k}}}$",
+            size=SMALL - 0.5,
+            gid=f"label:filter{j}",
+        )
+        c.arrow(
+            [
+                (f * cell + 0.1 + off * (shown_d - 1), base_y + padded * cell + off * (shown_d - 1) - f * cell / 2),
+                (fx - 0.15, top - filt_h / 2),
+            ],
+            color=COLOURS["highlight"],
+            lw=1.0,
+            gid=f"edge:window->filter{j}",
+        )
     if k > shown_k:
         c.text((fx + f * cell / 2, total_h - 0.3 - (shown_k - 1) * (filt_h + 0.9) + 0.45), r"$\vdots$")
     out_base = (total_h - (out * cell + off * (shown_k - 1))) / 2
     depth = lambda j: shown_k - 1 - j  # noqa: E731  (filter 1's channel at the back, the last at the front)
     for j in range(shown_k):
-        _slab(c, out_x + depth(j) * off, out_base + depth(j) * off, out, cell, "#fff7bc" if j == shown_k - 1 else "#f0f0f0",
-              gid=f"node:output{j}", highlight=(0, 0, 1), zorder=3 + j)
+        _slab(
+            c,
+            out_x + depth(j) * off,
+            out_base + depth(j) * off,
+            out,
+            cell,
+            "#fff7bc" if j == shown_k - 1 else "#f0f0f0",
+            gid=f"node:output{j}",
+            highlight=(0, 0, 1),
+            zorder=3 + j,
+        )
     for j in range(shown_k):
         top = total_h - 0.3 - j * (filt_h + 0.9)
-        c.arrow([(fx + f * cell + off * (shown_d - 1) + 0.15, top - filt_h / 2),
-                 (out_x + depth(j) * off + 0.5 * cell, out_base + depth(j) * off + (out - 0.5) * cell)], color=COLOURS["edge"],
-                lw=1.0, gid=f"edge:filter{j}->output{j}")
-    c.text(((fx + f * cell + out_x) / 2 + 0.2, total_h - 0.05), "sum of the products $+\\, b_k$", size=SMALL - 1, color="0.3")
+        c.arrow(
+            [
+                (fx + f * cell + off * (shown_d - 1) + 0.15, top - filt_h / 2),
+                (out_x + depth(j) * off + 0.5 * cell, out_base + depth(j) * off + (out - 0.5) * cell),
+            ],
+            color=COLOURS["edge"],
+            lw=1.0,
+            gid=f"edge:filter{j}->output{j}",
+        )
+    c.text(
+        ((fx + f * cell + out_x) / 2 + 0.2, total_h - 0.05),
+        "sum of the products $+\\, b_k$",
+        size=SMALL - 1,
+        color="0.3",
+    )
     c.text(((f * cell + fx) / 2 + 0.1, total_h - 0.05), "window × filter", size=SMALL - 1, color=COLOURS["highlight"])
-    c.text((out_x + (out * cell + off * (shown_k - 1)) / 2, out_base - 0.45), f"output {out}×{out}×{k}", size=SMALL, gid="label:output")
+    c.text(
+        (out_x + (out * cell + off * (shown_k - 1)) / 2, out_base - 0.45),
+        f"output {out}×{out}×{k}",
+        size=SMALL,
+        gid="label:output",
+    )
     right = out_x + out * cell + off * (shown_k - 1) + 0.6
-    c.text(((right - 0.4) / 2, 0.0),
-           f"$W_2 = \\lfloor({size} - {f} + 2\\cdot{padding})/{stride}\\rfloor + 1 = {out}$,   $D_2 = K = {k}$\n"
-           f"parameters: $({f}\\cdot{f}\\cdot{d_in})\\cdot{k} + {k} = {f * f * d_in * k + k}$",
-           size=SMALL, gid="label:formula")
+    c.text(
+        ((right - 0.4) / 2, 0.0),
+        f"$W_2 = \\lfloor({size} - {f} + 2\\cdot{padding})/{stride}\\rfloor + 1 = {out}$,   $D_2 = K = {k}$\n"
+        f"parameters: $({f}\\cdot{f}\\cdot{d_in})\\cdot{k} + {k} = {f * f * d_in * k + k}$",
+        size=SMALL,
+        gid="label:formula",
+    )
     return c.fig
 
 
@@ -481,38 +635,68 @@ def receptive_field(kernel_sizes=(3, 3, 3), strides=None):
     for layer, (f, s) in enumerate(zip(kernels, strides), start=1):
         pos[layer] = [np.mean(pos[layer - 1][j * s : j * s + f]) for j in range(counts[layer])]
     width = (n0 - 1) * spacing
-    c = _Canvas((-4.0, width + 0.6), (-1.0, dy * len(kernels) + 0.6),
-                title=f"receptive field of one unit of layer {len(kernels)}: r = {r} input pixels (one axis)")
+    c = _Canvas(
+        (-4.0, width + 0.6),
+        (-1.0, dy * len(kernels) + 0.6),
+        title=f"receptive field of one unit of layer {len(kernels)}: r = {r} input pixels (one axis)",
+    )
     for layer in range(1, len(counts)):
         for j in range(counts[layer]):
             for a in range(kernels[layer - 1]):
                 i = j * strides[layer - 1] + a
                 on = j in chosen[layer] and i in chosen[layer - 1]
-                c.line((pos[layer - 1][i], (layer - 1) * dy + 0.17), (pos[layer][j], layer * dy - 0.17),
-                       color=COLOURS["highlight"] if on else COLOURS["faint"], lw=1.3 if on else 0.5, zorder=2 if on else 1,
-                       gid="edge:field" if on else "edge:other")
+                c.line(
+                    (pos[layer - 1][i], (layer - 1) * dy + 0.17),
+                    (pos[layer][j], layer * dy - 0.17),
+                    color=COLOURS["highlight"] if on else COLOURS["faint"],
+                    lw=1.3 if on else 0.5,
+                    zorder=2 if on else 1,
+                    gid="edge:field" if on else "edge:other",
+                )
     for layer, n in enumerate(counts):
         for j in range(n):
             on = j in chosen[layer]
             fc = (COLOURS["input"] if layer == 0 else COLOURS["hidden"]) if on else "white"
-            c.circle((pos[layer][j], layer * dy), fc=fc, r=0.17, ec="0.3" if on else "0.7", lw=0.8,
-                     gid=f"node:{'field' if on else 'other'}{layer}")
+            c.circle(
+                (pos[layer][j], layer * dy),
+                fc=fc,
+                r=0.17,
+                ec="0.3" if on else "0.7",
+                lw=0.8,
+                gid=f"node:{'field' if on else 'other'}{layer}",
+            )
         if layer == 0:
             label = "input"
         else:
-            label = f"layer {layer}: F={kernels[layer - 1]}" + (f", S={strides[layer - 1]}" if strides[layer - 1] != 1 else "")
+            label = f"layer {layer}: F={kernels[layer - 1]}" + (
+                f", S={strides[layer - 1]}" if strides[layer - 1] != 1 else ""
+            )
         c.text((-0.5, layer * dy + 0.14), label, size=SMALL, ha="right", gid=f"label:layer{layer}")
         if layer:
-            c.text((-0.5, layer * dy - 0.26), f"sees {fields[layer]}", size=SMALL - 1, ha="right", color=COLOURS["highlight"],
-                   gid=f"label:field{layer}")
+            c.text(
+                (-0.5, layer * dy - 0.26),
+                f"sees {fields[layer]}",
+                size=SMALL - 1,
+                ha="right",
+                color=COLOURS["highlight"],
+                gid=f"label:field{layer}",
+            )
     return c.fig
 
 
 # --------------------------------------------------------------------------- lesson 03
 
 
-def cnn_pattern(n_conv: int = 2, n_blocks: int = 2, n_dense: int = 1, pool: bool = True, input_shape=(28, 28, 1),
-                filters: int = 32, units: int = 64, n_classes: int = 10):
+def cnn_pattern(
+    n_conv: int = 2,
+    n_blocks: int = 2,
+    n_dense: int = 1,
+    pool: bool = True,
+    input_shape=(28, 28, 1),
+    filters: int = 32,
+    units: int = 64,
+    n_classes: int = 10,
+):
     """The layer pattern INPUT -> [[CONV -> RELU]*N -> POOL?]*M -> [FC -> RELU]*K -> FC (lesson 03).
 
     Args:
@@ -548,13 +732,22 @@ def cnn_pattern(n_conv: int = 2, n_blocks: int = 2, n_dense: int = 1, pool: bool
     for _ in range(n_dense):
         steps.append((f"FC {units}\n→ RELU", "fc", (units,) if shape else None))
     steps.append((f"FC {n_classes}\nsoftmax", "out", (n_classes,) if shape else None))
-    colours = {"input": COLOURS["input"], "conv": COLOURS["hidden"], "pool": COLOURS["gate"], "flatten": "#eeeeee",
-               "fc": COLOURS["op"], "out": COLOURS["output"]}
+    colours = {
+        "input": COLOURS["input"],
+        "conv": COLOURS["hidden"],
+        "pool": COLOURS["gate"],
+        "flatten": "#eeeeee",
+        "fc": COLOURS["op"],
+        "out": COLOURS["output"],
+    }
     w, gap = 1.7, 0.45
     x_of = [i * (w + gap) for i in range(len(steps))]
-    c = _Canvas((-w / 2 - 0.2, x_of[-1] + w / 2 + 0.2), (-2.2, 1.6),
-                title=f"INPUT → [[CONV → RELU]×{n_conv} → {'POOL' if pool else 'no pool'}]×{n_blocks} → [FC → RELU]×{n_dense} → FC",
-                max_width=12.5)
+    c = _Canvas(
+        (-w / 2 - 0.2, x_of[-1] + w / 2 + 0.2),
+        (-2.2, 1.6),
+        title=f"INPUT → [[CONV → RELU]×{n_conv} → {'POOL' if pool else 'no pool'}]×{n_blocks} → [FC → RELU]×{n_dense} → FC",
+        max_width=12.5,
+    )
     for i, (label, kind, shp) in enumerate(steps):
         c.box((x_of[i], 0.55), w, 1.2, label, fc=colours[kind], gid=f"node:{kind}", size=SMALL)
         if shp:
@@ -571,8 +764,12 @@ def cnn_pattern(n_conv: int = 2, n_blocks: int = 2, n_dense: int = 1, pool: bool
         c.line(p, q, color=COLOURS["edge"], lw=1.2)
     c.text(((a + b) / 2, -1.05), "classifier", size=SMALL, gid="label:classifier")
     if n_blocks and (n_conv or pool):
-        c.text(((x_of[0] + x_of[-1]) / 2, -1.75), "feature extractor: convolutions find local patterns, pooling shrinks the maps; "
-               "the FC layers classify", size=SMALL - 0.5, color="0.3")
+        c.text(
+            ((x_of[0] + x_of[-1]) / 2, -1.75),
+            "feature extractor: convolutions find local patterns, pooling shrinks the maps; the FC layers classify",
+            size=SMALL - 0.5,
+            color="0.3",
+        )
     return c.fig
 
 
@@ -589,7 +786,11 @@ def unrolled_rnn(steps: int = 4):
         raise ValueError(f"draw 1 to 8 steps, got {steps}")
     dx = 2.2
     x_start = 5.0
-    c = _Canvas((-1.0, x_start + dx * (steps - 1) + 1.4), (-1.9, 2.7), title=f"an RNN, folded (left) and unrolled over {steps} steps (right)")
+    c = _Canvas(
+        (-1.0, x_start + dx * (steps - 1) + 1.4),
+        (-1.9, 2.7),
+        title=f"an RNN, folded (left) and unrolled over {steps} steps (right)",
+    )
     # folded
     c.box((0, 0.6), 1.2, 0.9, "RNN", fc=COLOURS["hidden"], gid="node:folded")
     c.circle((0, -1.05), "$x_t$", fc=COLOURS["input"], r=0.33, size=SMALL)
@@ -610,10 +811,19 @@ def unrolled_rnn(steps: int = 4):
         c.text((x + 0.25, -0.3), "$W$", size=SMALL)
         c.circle((x, 2.15), f"$a_{{{t + 1}}}$", fc=COLOURS["output"], r=0.33, size=SMALL, gid=f"node:a{t + 1}")
         c.arrow([(x, 1.05), (x, 1.82)])
-        c.arrow([(x - dx + 0.6 if t else x - 1.2, 0.6), (x - 0.6, 0.6)], color=COLOURS["highlight"], lw=1.4, gid=f"edge:a{t}->step{t + 1}")
+        c.arrow(
+            [(x - dx + 0.6 if t else x - 1.2, 0.6), (x - 0.6, 0.6)],
+            color=COLOURS["highlight"],
+            lw=1.4,
+            gid=f"edge:a{t}->step{t + 1}",
+        )
         c.text((x - dx / 2, 0.85), "$U$", size=SMALL, color=COLOURS["highlight"])
-    c.text((x_start + dx * (steps - 1) / 2, -1.72), r"$a_t = \tanh(x_t W + a_{t-1} U + b)$: the same $W$, $U$, $b$ at every step",
-           size=SMALL, gid="label:equation")
+    c.text(
+        (x_start + dx * (steps - 1) / 2, -1.72),
+        r"$a_t = \tanh(x_t W + a_{t-1} U + b)$: the same $W$, $U$, $b$ at every step",
+        size=SMALL,
+        gid="label:equation",
+    )
     return c.fig
 
 
@@ -649,15 +859,33 @@ def draw_lstm_cell(ax, annotations: dict[str, str] | None = None, fontsize: floa
     ax.axis("off")
     small = fontsize - 1
     nodes = {
-        "c_prev": (0.15, _CELL_Y), "c_out": (9.85, _CELL_Y), "h_prev": (0.15, _BUS_Y), "x": (1.0, 0.25), "h_out": (9.85, _BUS_Y),
-        "forget_gate": (2.0, _GATE_Y), "input_gate": (3.5, _GATE_Y), "candidate": (4.9, _GATE_Y), "output_gate": (6.5, _GATE_Y),
-        "forget_mul": (2.0, _CELL_Y), "input_mul": (4.9, 5.5), "add": (4.9, _CELL_Y), "tanh_c": (8.0, 6.3),
+        "c_prev": (0.15, _CELL_Y),
+        "c_out": (9.85, _CELL_Y),
+        "h_prev": (0.15, _BUS_Y),
+        "x": (1.0, 0.25),
+        "h_out": (9.85, _BUS_Y),
+        "forget_gate": (2.0, _GATE_Y),
+        "input_gate": (3.5, _GATE_Y),
+        "candidate": (4.9, _GATE_Y),
+        "output_gate": (6.5, _GATE_Y),
+        "forget_mul": (2.0, _CELL_Y),
+        "input_mul": (4.9, 5.5),
+        "add": (4.9, _CELL_Y),
+        "tanh_c": (8.0, 6.3),
         "output_mul": (8.0, 5.1),
     }
 
     def edge(name, points, color="0.3", lw=1.3):
-        patch = FancyArrowPatch(path=Path(np.asarray(points, float)), arrowstyle="-|>", mutation_scale=10, color=color,
-                                lw=lw, zorder=2, shrinkA=0, shrinkB=0)
+        patch = FancyArrowPatch(
+            path=Path(np.asarray(points, float)),
+            arrowstyle="-|>",
+            mutation_scale=10,
+            color=color,
+            lw=lw,
+            zorder=2,
+            shrinkA=0,
+            shrinkB=0,
+        )
         patch.set_gid(f"edge:{name}")
         ax.add_patch(patch)
 
@@ -708,7 +936,9 @@ def draw_lstm_cell(ax, annotations: dict[str, str] | None = None, fontsize: floa
     # h(t) = o * tanh(c(t))
     tx, ty = nodes["tanh_c"]
     edge("add->tanh_c", [(tx, _CELL_Y), (tx, ty + 0.3)])
-    patch = FancyBboxPatch((tx - 0.55, ty - 0.28), 1.1, 0.56, boxstyle="round,pad=0.05", fc="#fdd0a2", ec="0.3", zorder=4)
+    patch = FancyBboxPatch(
+        (tx - 0.55, ty - 0.28), 1.1, 0.56, boxstyle="round,pad=0.05", fc="#fdd0a2", ec="0.3", zorder=4
+    )
     patch.set_gid("node:tanh_c")
     ax.add_patch(patch)
     ax.text(tx, ty, "tanh", ha="center", va="center", fontsize=fontsize, zorder=5)
@@ -722,8 +952,14 @@ def draw_lstm_cell(ax, annotations: dict[str, str] | None = None, fontsize: floa
     op("input_mul", "×")
     op("add", "+")
     op("output_mul", "×")
-    places = {"forget_gate": (2.1, 3.75), "input_gate": (3.6, 3.75), "candidate": (5.0, 3.75), "output_gate": (6.6, 3.75),
-              "c_out": (5.9, _CELL_Y + 0.3), "h_out": (8.15, 1.9)}
+    places = {
+        "forget_gate": (2.1, 3.75),
+        "input_gate": (3.6, 3.75),
+        "candidate": (5.0, 3.75),
+        "output_gate": (6.6, 3.75),
+        "c_out": (5.9, _CELL_Y + 0.3),
+        "h_out": (8.15, 1.9),
+    }
     for name, text in annotations.items():
         if name not in places:
             raise ValueError(f"no place for an annotation of {name!r}; use one of {sorted(places)}")
@@ -748,16 +984,20 @@ def lstm_cell(equations: bool = True, width: float = 6.5):
     draw_lstm_cell(ax, fontsize=9.0 * width / 6.5 + 1)
     ax.set_title("an LSTM cell: the cell state runs along the top", fontsize=TITLE)
     if equations:
-        text = "\n".join([
-            r"$f_t = \sigma(x_t W_f + h_{t-1} U_f + b_f)$   forget gate",
-            r"$i_t = \sigma(x_t W_i + h_{t-1} U_i + b_i)$   input gate",
-            r"$g_t = \tanh(x_t W_g + h_{t-1} U_g + b_g)$   candidate",
-            r"$o_t = \sigma(x_t W_o + h_{t-1} U_o + b_o)$   output gate",
-            "",
-            r"$c_t = f_t \odot c_{t-1} + i_t \odot g_t$",
-            r"$h_t = o_t \odot \tanh(c_t)$",
-        ])
-        t = fig.text(width / (width + eq_width) + 0.01, 0.5, text, ha="left", va="center", fontsize=FONT, linespacing=1.9)
+        text = "\n".join(
+            [
+                r"$f_t = \sigma(x_t W_f + h_{t-1} U_f + b_f)$   forget gate",
+                r"$i_t = \sigma(x_t W_i + h_{t-1} U_i + b_i)$   input gate",
+                r"$g_t = \tanh(x_t W_g + h_{t-1} U_g + b_g)$   candidate",
+                r"$o_t = \sigma(x_t W_o + h_{t-1} U_o + b_o)$   output gate",
+                "",
+                r"$c_t = f_t \odot c_{t-1} + i_t \odot g_t$",
+                r"$h_t = o_t \odot \tanh(c_t)$",
+            ]
+        )
+        t = fig.text(
+            width / (width + eq_width) + 0.01, 0.5, text, ha="left", va="center", fontsize=FONT, linespacing=1.9
+        )
         t.set_gid("label:equations")
     return fig
 
@@ -784,29 +1024,65 @@ def autoencoder(layer_sizes=(784, 32, 784)):
     heights = 4.2 * np.sqrt(np.asarray(sizes) / max(sizes))
     heights = np.maximum(heights, 0.3)
     x_of = [i * dx for i in range(len(sizes))]
-    c = _Canvas((-1.4, x_of[-1] + 1.4), (-max(heights) / 2 - 2.1, max(heights) / 2 + 1.5),
-                title=f"autoencoder {' → '.join(str(n) for n in sizes)}: compression ratio {sizes[0]}/{sizes[code]} = {sizes[0] / sizes[code]:.3g}")
+    c = _Canvas(
+        (-1.4, x_of[-1] + 1.4),
+        (-max(heights) / 2 - 2.1, max(heights) / 2 + 1.5),
+        title=f"autoencoder {' → '.join(str(n) for n in sizes)}: compression ratio {sizes[0]}/{sizes[code]} = {sizes[0] / sizes[code]:.3g}",
+    )
     for i in range(len(sizes) - 1):
         a, b = heights[i] / 2, heights[i + 1] / 2
         colour = COLOURS["gate"] if i < code else COLOURS["hidden"]
-        poly = Polygon([(x_of[i] + 0.2, a), (x_of[i + 1] - 0.2, b), (x_of[i + 1] - 0.2, -b), (x_of[i] + 0.2, -a)],
-                       closed=True, fc=colour, ec="none", alpha=0.55, zorder=1)
+        poly = Polygon(
+            [(x_of[i] + 0.2, a), (x_of[i + 1] - 0.2, b), (x_of[i + 1] - 0.2, -b), (x_of[i] + 0.2, -a)],
+            closed=True,
+            fc=colour,
+            ec="none",
+            alpha=0.55,
+            zorder=1,
+        )
         poly.set_gid("node:encoder_part" if i < code else "node:decoder_part")
         c.ax.add_patch(poly)
     for i, (x, h, n) in enumerate(zip(x_of, heights, sizes)):
-        fc = COLOURS["input"] if i == 0 else COLOURS["output"] if i == code else COLOURS["input"] if i == len(sizes) - 1 else "white"
+        fc = (
+            COLOURS["input"]
+            if i == 0
+            else COLOURS["output"]
+            if i == code
+            else COLOURS["input"]
+            if i == len(sizes) - 1
+            else "white"
+        )
         c.box((x, 0), 0.4, h, fc=fc, gid="node:code" if i == code else "node:layer", pad=0.04)
         c.text((x, -h / 2 - 0.3), f"{n:,}", size=SMALL, gid="label:size")
     c.text((x_of[0], heights[0] / 2 + 0.35), "input $x$", size=SMALL, gid="label:input")
     c.text((x_of[-1], heights[-1] / 2 + 0.35), r"reconstruction $\hat{x}$", size=SMALL, gid="label:output")
     c.text((x_of[code], heights[code] / 2 + 0.35), "code $c$", size=SMALL, weight="bold", gid="label:code")
-    c.text(((x_of[0] + x_of[code]) / 2, max(heights) / 2 + 1.0), "encoder\n" r"$c = f(x)$", size=SMALL + 0.5, gid="label:encoder")
-    c.text(((x_of[code] + x_of[-1]) / 2, max(heights) / 2 + 1.0), "decoder\n" r"$\hat{x} = g(c)$", size=SMALL + 0.5, gid="label:decoder")
+    c.text(
+        ((x_of[0] + x_of[code]) / 2, max(heights) / 2 + 1.0),
+        "encoder\n" r"$c = f(x)$",
+        size=SMALL + 0.5,
+        gid="label:encoder",
+    )
+    c.text(
+        ((x_of[code] + x_of[-1]) / 2, max(heights) / 2 + 1.0),
+        "decoder\n" r"$\hat{x} = g(c)$",
+        size=SMALL + 0.5,
+        gid="label:decoder",
+    )
     y = -max(heights) / 2 - 0.85
-    c.arrow([(x_of[-1], y + 0.25), (x_of[-1], y - 0.45), (x_of[0], y - 0.45), (x_of[0], y + 0.25)], color=COLOURS["backward"],
-            lw=1.2, gid="edge:loss")
-    c.text(((x_of[0] + x_of[-1]) / 2, y - 0.8), r"loss$(x, \hat{x})$: the target is the input itself", size=SMALL,
-           color=COLOURS["backward"], gid="label:loss")
+    c.arrow(
+        [(x_of[-1], y + 0.25), (x_of[-1], y - 0.45), (x_of[0], y - 0.45), (x_of[0], y + 0.25)],
+        color=COLOURS["backward"],
+        lw=1.2,
+        gid="edge:loss",
+    )
+    c.text(
+        ((x_of[0] + x_of[-1]) / 2, y - 0.8),
+        r"loss$(x, \hat{x})$: the target is the input itself",
+        size=SMALL,
+        color=COLOURS["backward"],
+        gid="label:loss",
+    )
     return c.fig
 
 
@@ -826,8 +1102,11 @@ def rbm(n_visible: int = 6, n_hidden: int = 4, max_units: int = 8):
     hid, hid_gap = _shown(n_hidden, max_units)
     n_slots = max(len(vis) + (vis_gap is not None), len(hid) + (hid_gap is not None))
     width = (n_slots - 1) * spacing
-    c = _Canvas((-2.2, width + 3.1), (-1.5, 3.8),
-                title=f"an RBM: {n_visible:,} visible and {n_hidden:,} hidden units, {n_visible * n_hidden:,} weights")
+    c = _Canvas(
+        (-2.2, width + 3.1),
+        (-1.5, 3.8),
+        title=f"an RBM: {n_visible:,} visible and {n_hidden:,} hidden units, {n_visible * n_hidden:,} weights",
+    )
 
     def row(indices, gap, y, letter, fc):
         slots = len(indices) + (gap is not None)
@@ -853,8 +1132,12 @@ def rbm(n_visible: int = 6, n_hidden: int = 4, max_units: int = 8):
     c.text((width + 0.6, 2.6), "biases $\\mathbf{b}_h$", size=SMALL, ha="left")
     c.text((width + 0.6, 0.0), "biases $\\mathbf{b}_v$", size=SMALL, ha="left")
     c.text((width + 0.6, 1.3), f"$W$: {n_visible}×{n_hidden}", size=SMALL, ha="left", gid="label:W")
-    c.text((width / 2, -1.05), "no connections within a layer: given one layer, the other's units are independent",
-           size=SMALL - 0.5, color="0.3")
+    c.text(
+        (width / 2, -1.05),
+        "no connections within a layer: given one layer, the other's units are independent",
+        size=SMALL - 0.5,
+        color="0.3",
+    )
     return c.fig
 
 
@@ -878,20 +1161,47 @@ def cd1_chain(k: int = 1):
         label = r"$\mathbf{v}_0$" + "\n(data)" if i == 0 else rf"$\mathbf{{v}}_{{{i}}}$"
         c.box((x, vis_y), 1.2, 0.8 if i else 1.0, label, fc=COLOURS["input"], gid=f"node:v{i}", size=SMALL + 0.5)
         hx = x + dx / 2
-        c.box((hx, hid_y), 1.5, 0.8, rf"$p(\mathbf{{h}}\,|\,\mathbf{{v}}_{{{i}}})$", fc=COLOURS["hidden"], gid=f"node:ph{i}",
-              size=SMALL + 0.5)
+        c.box(
+            (hx, hid_y),
+            1.5,
+            0.8,
+            rf"$p(\mathbf{{h}}\,|\,\mathbf{{v}}_{{{i}}})$",
+            fc=COLOURS["hidden"],
+            gid=f"node:ph{i}",
+            size=SMALL + 0.5,
+        )
         c.arrow([(x + 0.3, vis_y + 0.45), (hx - 0.45, hid_y - 0.42)], gid=f"edge:v{i}->ph{i}")
         if i < k:
             c.arrow([(hx + 0.45, hid_y - 0.42), (xs_v[i + 1] - 0.3, vis_y + 0.42)], gid=f"edge:h{i}->v{i + 1}")
             mid = ((hx + xs_v[i + 1]) / 2 + 0.3, (hid_y + vis_y) / 2 + 0.3)
-            c.text(mid, rf"sample $\mathbf{{h}}_{{{i}}}$," + "\n" + rf"$p(\mathbf{{v}}\,|\,\mathbf{{h}}_{{{i}}})$", size=SMALL - 1,
-                   ha="left", color="0.25")
+            c.text(
+                mid,
+                rf"sample $\mathbf{{h}}_{{{i}}}$," + "\n" + rf"$p(\mathbf{{v}}\,|\,\mathbf{{h}}_{{{i}}})$",
+                size=SMALL - 1,
+                ha="left",
+                color="0.25",
+            )
     red, blue = COLOURS["backward"], "#2171b5"
-    c.text((xs_v[0] + dx / 4, -1.35), r"positive: $\mathbf{v}_0^\top p(\mathbf{h}|\mathbf{v}_0)$" + "\nlowers the data's energy",
-           size=SMALL, color=blue, gid="label:positive")
-    c.text((xs_v[-1] + dx / 4, -1.35), rf"negative: $\mathbf{{v}}_{{{k}}}^\top p(\mathbf{{h}}|\mathbf{{v}}_{{{k}}})$" +
-           "\nraises the reconstruction's", size=SMALL, color=red, gid="label:negative")
-    c.text(((xs_v[0] + xs_v[-1]) / 2 + dx / 4, -2.55),
-           rf"$\Delta W = \eta\,\left(\mathbf{{v}}_0^\top p(\mathbf{{h}}|\mathbf{{v}}_0) - \mathbf{{v}}_{{{k}}}^\top p(\mathbf{{h}}|\mathbf{{v}}_{{{k}}})\right) / N$",
-           size=FONT, gid="label:update")
+    c.text(
+        (xs_v[0] + dx / 4, -1.35),
+        r"positive: $\mathbf{v}_0^\top p(\mathbf{h}|\mathbf{v}_0)$" + "\nlowers the data's energy",
+        size=SMALL,
+        color=blue,
+        gid="label:positive",
+    )
+    c.text(
+        (xs_v[-1] + dx / 4, -1.35),
+        rf"negative: $\mathbf{{v}}_{{{k}}}^\top p(\mathbf{{h}}|\mathbf{{v}}_{{{k}}})$"
+        + "\nraises the reconstruction's",
+        size=SMALL,
+        color=red,
+        gid="label:negative",
+    )
+    c.text(
+        ((xs_v[0] + xs_v[-1]) / 2 + dx / 4, -2.55),
+        r"$\Delta W = \eta\,\left(\mathbf{v}_0^\top p(\mathbf{h}|\mathbf{v}_0) - "
+        rf"\mathbf{{v}}_{{{k}}}^\top p(\mathbf{{h}}|\mathbf{{v}}_{{{k}}})\right) / N$",
+        size=FONT,
+        gid="label:update",
+    )
     return c.fig

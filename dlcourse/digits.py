@@ -63,8 +63,10 @@ def to_mnist(image, threshold: float = 0.1) -> np.ndarray:
     if a.ndim == 3 and a.shape[-1] == 1:
         a = a[..., 0]
     if a.ndim != 2:
-        raise ValueError(f"to_mnist expects one grey image (H, W), got shape {a.shape}; "
-                         "for colour, convert to grey first (e.g. image.mean(axis=-1))")
+        raise ValueError(
+            f"to_mnist expects one grey image (H, W), got shape {a.shape}; "
+            "for colour, convert to grey first (e.g. image.mean(axis=-1))"
+        )
     out = np.zeros((FIELD, FIELD), np.float32)
     peak = float(a.max())
     if peak <= 0:
@@ -85,8 +87,9 @@ def to_mnist(image, threshold: float = 0.1) -> np.ndarray:
     return out
 
 
-def enlarge(digit: np.ndarray, canvas: tuple[int, int] = (280, 280), scale: float = 8.0,
-            offset: tuple[int, int] = (0, 0)) -> np.ndarray:
+def enlarge(
+    digit: np.ndarray, canvas: tuple[int, int] = (280, 280), scale: float = 8.0, offset: tuple[int, int] = (0, 0)
+) -> np.ndarray:
     """Draw a 28 x 28 digit large and anywhere on a bigger canvas, as a learner might.
 
     Args:

@@ -14,7 +14,16 @@ import numpy as np
 __all__ = ["show_images", "plot_history", "show_filters"]
 
 
-def show_images(images, labels=None, *, predictions=None, ncols: int = 10, size: float = 1.2, cmap: str = "gray_r", title: str | None = None):
+def show_images(
+    images,
+    labels=None,
+    *,
+    predictions=None,
+    ncols: int = 10,
+    size: float = 1.2,
+    cmap: str = "gray_r",
+    title: str | None = None,
+):
     """Show a grid of images, each titled with its label (and prediction, if given).
 
     Args:
@@ -143,8 +152,16 @@ def plot_confusion_matrix(cm, *, class_names=None, normalize: bool = False, titl
     for i in range(c):
         for j in range(c):
             text = f"{shown[i, j]:.2f}" if normalize else str(int(cm[i, j]))
-            ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                    color="#1a5e1a" if i == j else "black", fontweight="bold" if i == j else "normal")
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="#1a5e1a" if i == j else "black",
+                fontweight="bold" if i == j else "normal",
+            )
     ax.set_xticks(range(c), names)
     ax.set_yticks(range(c), names)
     ax.set_xlabel("predicted class")

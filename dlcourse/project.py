@@ -124,8 +124,11 @@ def _load_builtin_only(path: Path):
     import keras
     from keras.src.saving import object_registration
 
-    registries = [getattr(object_registration, name) for name in ("GLOBAL_CUSTOM_OBJECTS", "GLOBAL_CUSTOM_NAMES")
-                  if isinstance(getattr(object_registration, name, None), dict)]
+    registries = [
+        getattr(object_registration, name)
+        for name in ("GLOBAL_CUSTOM_OBJECTS", "GLOBAL_CUSTOM_NAMES")
+        if isinstance(getattr(object_registration, name, None), dict)
+    ]
     saved = [dict(r) for r in registries]
     for registry in registries:
         registry.clear()
@@ -171,10 +174,13 @@ def load_saved_model(path: str | os.PathLike = MODEL_FILE):
             ) from None
         from .checks import all_layers
 
-        custom = sorted({type(layer).__name__ for layer in all_layers(model)
-                         if not type(layer).__module__.startswith("keras.src.")})
+        custom = sorted(
+            {type(layer).__name__ for layer in all_layers(model) if not type(layer).__module__.startswith("keras.src.")}
+        )
         if custom:
-            raise ProjectError(f"{path} uses layers that are not Keras's own ({', '.join(custom)}): use keras.layers only.")
+            raise ProjectError(
+                f"{path} uses layers that are not Keras's own ({', '.join(custom)}): use keras.layers only."
+            )
         _cache.clear()  # one model at a time: a fresh file replaces the old entry
         _cache[key] = model
     return _cache[key]
@@ -186,14 +192,21 @@ def describe(model) -> dict:
     from .checks import all_layers
 
     shape = tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else None
-    return {"input_shape": shape, "params": int(model.count_params()),
-            "layers": [type(layer).__name__ for layer in all_layers(model)]}
+    return {
+        "input_shape": shape,
+        "params": int(model.count_params()),
+        "layers": [type(layer).__name__ for layer in all_layers(model)],
+    }
 
 
 def reads_mnist_images(shape) -> bool:
     """Whether an input shape (without the batch axis) takes (28, 28, 1) images: each size 28 or None."""
-    return shape is not None and len(shape) == len(INPUT_SHAPE) and all(
-        s is None or s == want for s, want in zip(shape, INPUT_SHAPE[:2])) and shape[-1] == INPUT_SHAPE[-1]
+    return (
+        shape is not None
+        and len(shape) == len(INPUT_SHAPE)
+        and all(s is None or s == want for s, want in zip(shape, INPUT_SHAPE[:2]))
+        and shape[-1] == INPUT_SHAPE[-1]
+    )
 
 
 def convolutions(model) -> list:
@@ -258,8 +271,10 @@ def check_architecture(model, max_params: int = MAX_PARAMS) -> dict:
             "keras.Input((28, 28, 1)) and feed images scaled to [0, 1], not flattened."
         )
     if not convolutions(model):
-        raise ProjectError(f"the model has no 2-D convolution with a kernel of at least {MIN_KERNEL}x{MIN_KERNEL} "
-                           f"(it has {', '.join(info['layers'])}): the project asks for a CNN.")
+        raise ProjectError(
+            f"the model has no 2-D convolution with a kernel of at least {MIN_KERNEL}x{MIN_KERNEL} "
+            f"(it has {', '.join(info['layers'])}): the project asks for a CNN."
+        )
     if not image_passes_only_through_convolutions(model, _probe_images()):
         raise ProjectError(
             f"the image reaches the output without going through a convolution of {MIN_KERNEL}x{MIN_KERNEL} or "
@@ -267,8 +282,10 @@ def check_architecture(model, max_params: int = MAX_PARAMS) -> dict:
             "CNN, whose classifier reads only what its convolutions computed."
         )
     if info["params"] > max_params:
-        raise ProjectError(f"the model has {info['params']:,} parameters; the budget is {max_params:,}. "
-                           "Use fewer filters or units, or pool before Flatten.")
+        raise ProjectError(
+            f"the model has {info['params']:,} parameters; the budget is {max_params:,}. "
+            "Use fewer filters or units, or pool before Flatten."
+        )
     return info
 
 
@@ -289,8 +306,10 @@ def predict_probabilities(path: str | os.PathLike, x, name: str = "images") -> n
     model = load_saved_model(path)
     shape = describe(model)["input_shape"]
     if not reads_mnist_images(shape):
-        raise ProjectError(f"the model's input shape is {shape}, expected {INPUT_SHAPE}: "
-                           "it cannot read the test images (N, 28, 28, 1).")
+        raise ProjectError(
+            f"the model's input shape is {shape}, expected {INPUT_SHAPE}: "
+            "it cannot read the test images (N, 28, 28, 1)."
+        )
     x = np.asarray(x, np.float32)
     key = ("probabilities", name, _identity(path), x.shape, float(x[:50].sum()))
     if key not in _cache:
@@ -299,8 +318,10 @@ def predict_probabilities(path: str | os.PathLike, x, name: str = "images") -> n
         except Exception as exc:
             raise ProjectError(f"the model failed on the {name} ({type(exc).__name__}: {str(exc)[:300]}).") from None
         if scores.shape != (len(x), 10):
-            raise ProjectError(f"the model returns shape {scores.shape[1:]} per batch of images, expected (10,): "
-                               "end with Dense(10, activation='softmax').")
+            raise ProjectError(
+                f"the model returns shape {scores.shape[1:]} per batch of images, expected (10,): "
+                "end with Dense(10, activation='softmax')."
+            )
         _cache[key] = scores
     return _cache[key]
 
@@ -341,12 +362,24 @@ def fit_to_test(path: str | os.PathLike, x_test, y_test, x_train, y_train) -> di
     test_loss, test_accuracy = _loss_and_accuracy(predict_probabilities(path, x_test, "test images"), y_test)
     train_loss, train_accuracy = _loss_and_accuracy(predict_probabilities(path, x_sample, "training images"), y_sample)
     flagged = test_loss < FIT_LOSS_RATIO * train_loss and test_accuracy > train_accuracy
-    return {"test_accuracy": test_accuracy, "train_accuracy": train_accuracy, "test_loss": test_loss,
-            "train_loss": train_loss, "flagged": bool(flagged)}
+    return {
+        "test_accuracy": test_accuracy,
+        "train_accuracy": train_accuracy,
+        "test_loss": test_loss,
+        "train_loss": train_loss,
+        "flagged": bool(flagged),
+    }
 
 
-def check_tier(tier: int, path: str | os.PathLike = MODEL_FILE, x_test=None, y_test=None, x_train=None,
-               y_train=None, max_params: int = MAX_PARAMS) -> float:
+def check_tier(
+    tier: int,
+    path: str | os.PathLike = MODEL_FILE,
+    x_test=None,
+    y_test=None,
+    x_train=None,
+    y_train=None,
+    max_params: int = MAX_PARAMS,
+) -> float:
     """Assert the saved model earns tier ``tier``; returns its test accuracy.
 
     Only a model within the rules (``check_architecture``) earns a tier, and not one that

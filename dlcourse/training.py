@@ -51,8 +51,10 @@ class FastFitOptions:
 
     def describe(self) -> str:
         """The choices as a few lines of text."""
-        head = (f"Fast training on {_device.BACKENDS.get(self.backend, self.backend)}, {self.device}: "
-                f"policy {self.policy}, jit_compile={self.jit_compile}, input pipeline {self.pipeline}")
+        head = (
+            f"Fast training on {_device.BACKENDS.get(self.backend, self.backend)}, {self.device}: "
+            f"policy {self.policy}, jit_compile={self.jit_compile}, input pipeline {self.pipeline}"
+        )
         return "\n".join([head, *(f"  - {r}" for r in self.reasons)])
 
     def precision(self):
@@ -78,10 +80,12 @@ class FastFitOptions:
         """
         if self.pipeline == "tf.data":
             tf = _device._tf()
-            data = (tf.data.Dataset.from_tensor_slices((x, y))
-                    .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-                    .batch(batch_size)
-                    .prefetch(tf.data.AUTOTUNE))
+            data = (
+                tf.data.Dataset.from_tensor_slices((x, y))
+                .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+                .batch(batch_size)
+                .prefetch(tf.data.AUTOTUNE)
+            )
             return {"x": data, "shuffle": False}  # the Dataset shuffles itself
         return {"x": x, "y": y, "batch_size": batch_size, "shuffle": True}
 
@@ -157,16 +161,23 @@ def fast_fit_options(found: list | None = None) -> FastFitOptions:
         if _device._supports_mixed_precision([gpu]):
             policy = "mixed_float16"
             cc = gpu.compute_capability
-            reasons.append(f"mixed_float16: compute capability {cc[0]}.{cc[1]} has tensor cores for float16; "
-                           "weights stay float32, and so does the output layer (float32_output)")
+            reasons.append(
+                f"mixed_float16: compute capability {cc[0]}.{cc[1]} has tensor cores for float16; "
+                "weights stay float32, and so does the output layer (float32_output)"
+            )
         else:
             policy = "float32"
-            reasons.append("float32: mixed precision needs compute capability 7.0 or more "
-                           f"({gpu.name} reports {gpu.compute_capability or 'none'})")
+            reasons.append(
+                "float32: mixed precision needs compute capability 7.0 or more "
+                f"({gpu.name} reports {gpu.compute_capability or 'none'})"
+            )
     if name == "tensorflow":
         jit = gpu is not None
-        reasons.append("jit_compile=True: XLA fuses layers into fewer GPU kernels" if jit else
-                       "jit_compile=False: XLA made training on the CPU slower in this course's measurements")
+        reasons.append(
+            "jit_compile=True: XLA fuses layers into fewer GPU kernels"
+            if jit
+            else "jit_compile=False: XLA made training on the CPU slower in this course's measurements"
+        )
         pipeline = "tf.data"
         reasons.append("tf.data: shuffles, batches and prefetches in the background while the device trains")
     elif name == "jax":
@@ -175,8 +186,17 @@ def fast_fit_options(found: list | None = None) -> FastFitOptions:
         reasons.append("arrays: Keras batches the NumPy arrays and copies each batch to the device")
     else:
         jit, pipeline = False, "arrays"
-        reasons.append("jit_compile=False: PyTorch runs eagerly, as Keras's \"auto\" does (True would "
-                       "mean torch.compile, which compiles first: measure before switching it on)")
+        reasons.append(
+            'jit_compile=False: PyTorch runs eagerly, as Keras\'s "auto" does (True would '
+            "mean torch.compile, which compiles first: measure before switching it on)"
+        )
         reasons.append("arrays: Keras batches the NumPy arrays and copies each batch to the device")
-    return FastFitOptions(backend=name, device=where, on_gpu=gpu is not None, policy=policy,
-                          jit_compile=jit, pipeline=pipeline, reasons=tuple(reasons))
+    return FastFitOptions(
+        backend=name,
+        device=where,
+        on_gpu=gpu is not None,
+        policy=policy,
+        jit_compile=jit,
+        pipeline=pipeline,
+        reasons=tuple(reasons),
+    )

@@ -41,9 +41,15 @@ def prepare(assignment: str, work: Path) -> tuple[Path, dict[str, dict[str, floa
     (master / "source" / assignment).mkdir(parents=True)
     for nb in sorted(source.glob("*.ipynb")):  # notebooks only: nothing else may overwrite students' files
         shutil.copy(nb, master / "source" / assignment / nb.name)
-    course.nbgrader("generate_assignment", assignment, "--force", f"--CourseDirectory.root={master}",
-                    "--CourseDirectory.source_directory=source", "--CourseDirectory.release_directory=release",
-                    f"--CourseDirectory.db_url=sqlite:///{master}/gradebook.db")
+    course.nbgrader(
+        "generate_assignment",
+        assignment,
+        "--force",
+        f"--CourseDirectory.root={master}",
+        "--CourseDirectory.source_directory=source",
+        "--CourseDirectory.release_directory=release",
+        f"--CourseDirectory.db_url=sqlite:///{master}/gradebook.db",
+    )
     from nbgrader.api import Gradebook
 
     max_scores: dict[str, dict[str, float]] = {}
@@ -52,10 +58,14 @@ def prepare(assignment: str, work: Path) -> tuple[Path, dict[str, dict[str, floa
             max_scores[f"{nb.name}.ipynb"] = {c.name: float(c.max_score) for c in nb.grade_cells}
     ordered = {}
     for path in sorted(source.glob("*.ipynb")):
-        order = [c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-                 for c in json.loads(path.read_text(encoding="utf-8"))["cells"]]
+        order = [
+            c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            for c in json.loads(path.read_text(encoding="utf-8"))["cells"]
+        ]
         ids = max_scores.get(path.name, {})
-        ordered[path.name] = {g: ids[g] for g in sorted(ids, key=lambda g: order.index(g) if g in order else len(order))}
+        ordered[path.name] = {
+            g: ids[g] for g in sorted(ids, key=lambda g: order.index(g) if g in order else len(order))
+        }
     plans.write_plans(master / "source" / assignment, master / "plans.json")
     sandbox.kernelspec(master / "share")
     grading_data(master / "data")
@@ -86,7 +96,9 @@ def _limits(config, overrides: dict) -> sandbox.Limits:
     known = {f.name for f in fields(sandbox.Limits)}
     unknown = set(values) - known
     if unknown:
-        raise GradingError(f"unknown limit(s) {', '.join(sorted(unknown))} in CourseGrader.limits; known: {', '.join(sorted(known))}")
+        raise GradingError(
+            f"unknown limit(s) {', '.join(sorted(unknown))} in CourseGrader.limits; known: {', '.join(sorted(known))}"
+        )
     return sandbox.Limits(**values)
 
 
@@ -101,17 +113,21 @@ def check_room(work: Path, out: Path, jobs: int, limits: sandbox.Limits, class_b
     for folder in {work, out}:
         free = shutil.disk_usage(folder).free
         if free < need:
-            raise GradingError(f"not enough free disk in {folder}: {free / 2**30:.1f} GiB free, grading {jobs} at once "
-                               f"can need {need / 2**30:.1f} GiB; free some space or use fewer --jobs")
+            raise GradingError(
+                f"not enough free disk in {folder}: {free / 2**30:.1f} GiB free, grading {jobs} at once "
+                f"can need {need / 2**30:.1f} GiB; free some space or use fewer --jobs"
+            )
     warnings = []
     try:
         meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
         available = int(meminfo["MemAvailable"].split()[0]) * 1024
         worst = jobs * (limits.files + limits.memory)
         if available < worst:
-            warnings.append(f"note: {available / 2**30:.0f} GiB of memory available; {jobs} submission(s) at their limits "
-                            f"could use {worst / 2**30:.0f} GiB (each: {limits.memory >> 30} GiB memory, "
-                            f"{limits.files >> 30} GiB of files in memory)")
+            warnings.append(
+                f"note: {available / 2**30:.0f} GiB of memory available; {jobs} submission(s) at their limits "
+                f"could use {worst / 2**30:.0f} GiB (each: {limits.memory >> 30} GiB memory, "
+                f"{limits.files >> 30} GiB of files in memory)"
+            )
     except (OSError, KeyError, ValueError):
         pass
     return warnings
@@ -121,9 +137,17 @@ def _time_left(seconds: float) -> str:
     return f"~{seconds / 60:.0f} min left" if seconds >= 90 else f"~{seconds:.0f} s left"
 
 
-def autograde(assignment: str, submissions: Path, out: Path, jobs: int, timeout: int | None = None,
-              wall_clock: int | None = None, limits: sandbox.Limits | None = None, progress=print,
-              cluster: dict | None = None) -> list[Result]:
+def autograde(
+    assignment: str,
+    submissions: Path,
+    out: Path,
+    jobs: int,
+    timeout: int | None = None,
+    wall_clock: int | None = None,
+    limits: sandbox.Limits | None = None,
+    progress=print,
+    cluster: dict | None = None,
+) -> list[Result]:
     """Grade every submission; write ``out/grades.csv``, ``out/results.jsonl``, ``out/report.html``,
     ``out/feedback/``, ``out/logs/`` and ``out/submissions.csv``.
 
@@ -131,7 +155,9 @@ def autograde(assignment: str, submissions: Path, out: Path, jobs: int, timeout:
     files) to grade on a dask cluster instead of ``jobs`` threads here; this machine alone writes ``out``.
     """
     config = course.load_config()
-    timeout = timeout or int(config.CourseGrader.get("timeouts", {}).get(assignment) or config.Execute.get("timeout", 300))
+    timeout = timeout or int(
+        config.CourseGrader.get("timeouts", {}).get(assignment) or config.Execute.get("timeout", 300)
+    )
     wall_clock = wall_clock or max(4 * timeout, 600)
     limits = limits or _limits(config, {})
     submissions, out = Path(submissions), Path(out)
@@ -146,8 +172,10 @@ def autograde(assignment: str, submissions: Path, out: Path, jobs: int, timeout:
     else:
         reason = sandbox.isolation()
         if reason:
-            progress(f"WARNING: student code will NOT be isolated: {reason}.\n"
-                     "         It runs as you, with resource limits only. Install bubblewrap to isolate it.")
+            progress(
+                f"WARNING: student code will NOT be isolated: {reason}.\n"
+                "         It runs as you, with resource limits only. Install bubblewrap to isolate it."
+            )
         problem = sandbox.process_limit_problem()
         if problem:
             progress(f"WARNING: {problem}; run the grader as an ordinary user, or where cgroups are writable.")
@@ -162,8 +190,11 @@ def autograde(assignment: str, submissions: Path, out: Path, jobs: int, timeout:
         work = Path(tempfile.mkdtemp(prefix="g-", dir="/tmp" if Path("/tmp").is_dir() else None))
         archive = submissions if submissions.is_file() else None
         archive_digest = sha256(archive) if archive else None
-        class_bytes = archive.stat().st_size if archive else sum(p.stat().st_size for p in submissions.rglob("*")
-                                                                  if p.is_file() and not p.is_symlink())
+        class_bytes = (
+            archive.stat().st_size
+            if archive
+            else sum(p.stat().st_size for p in submissions.rglob("*") if p.is_file() and not p.is_symlink())
+        )
         for warning in check_room(work, out, jobs if grid is None else 0, limits, class_bytes):
             progress(warning)
         subs, skipped = collect(submissions, assignment, work / "unzipped")
@@ -171,9 +202,19 @@ def autograde(assignment: str, submissions: Path, out: Path, jobs: int, timeout:
             progress(f"skipped {line}")
         master, max_scores = prepare(assignment, work)
         mounts, withheld = sandbox_data(master)
-        settings = Settings(assignment, max_scores, master, timeout, wall_clock, limits, reason is None, work / "j",
-                            lesson_files=list(config.CourseGrader.get("lesson_files", {}).get(assignment, [])),
-                            mounts=mounts, withheld=withheld)
+        settings = Settings(
+            assignment,
+            max_scores,
+            master,
+            timeout,
+            wall_clock,
+            limits,
+            reason is None,
+            work / "j",
+            lesson_files=list(config.CourseGrader.get("lesson_files", {}).get(assignment, [])),
+            mounts=mounts,
+            withheld=withheld,
+        )
         settings.work.mkdir()
         if grid is not None:
             grid.send_master(master)
@@ -184,8 +225,10 @@ def autograde(assignment: str, submissions: Path, out: Path, jobs: int, timeout:
             submit = functools.partial(pool.submit, grade_one, settings=settings)
         publisher = Publisher(out, settings, subs)
         max_score = f"{settings.max_score:g}"
-        progress(f"grading {len(subs)} submission(s) of {assignment} {where} "
-                 f"(cell timeout {timeout} s, {wall_clock} s per submission)")
+        progress(
+            f"grading {len(subs)} submission(s) of {assignment} {where} "
+            f"(cell timeout {timeout} s, {wall_clock} s per submission)"
+        )
         results, started = [], time.monotonic()
         with pool:
             futures = {submit(s): s for s in subs}
@@ -196,32 +239,44 @@ def autograde(assignment: str, submissions: Path, out: Path, jobs: int, timeout:
                 except GradingError:  # a cluster's worker refused: stop the run
                     raise
                 except Exception as exc:  # noqa: BLE001 - a bug or a broken copy must not stop the class
-                    r = Result(sub.student_id, sub.name, dict.fromkeys(settings.grade_ids, 0.0),
-                               problems=[f"grader error: {type(exc).__name__}: {exc}"])
+                    r = Result(
+                        sub.student_id,
+                        sub.name,
+                        dict.fromkeys(settings.grade_ids, 0.0),
+                        problems=[f"grader error: {type(exc).__name__}: {exc}"],
+                    )
                 results.append(r)
                 publisher.add(r)
                 left = (time.monotonic() - started) / i * (len(subs) - i)
-                progress(f"[{i}/{len(subs)}] {r.student_id}: {r.score:g}/{max_score}  {r.status}  ({r.seconds:.0f} s)"
-                         + (f"  {_time_left(left)}" if i < len(subs) else ""))
+                progress(
+                    f"[{i}/{len(subs)}] {r.student_id}: {r.score:g}/{max_score}  {r.status}  ({r.seconds:.0f} s)"
+                    + (f"  {_time_left(left)}" if i < len(subs) else "")
+                )
         publisher.finish(results)
         unchanged = write_manifest(out / "submissions.csv", subs, archive, archive_digest)
         graded = sum(r.graded for r in results)
         troubled = sum(bool(r.problems) or not r.graded for r in results)
         review = sum(bool(r.review) for r in results)
         mean = sum(r.score for r in results) / len(results)
-        progress(f"done: {graded} graded, {troubled} with problems, {review} to review; "
-                 f"mean score {mean:.2f}; submissions unchanged: {'yes' if unchanged else 'NO'}; results in {out}")
+        progress(
+            f"done: {graded} graded, {troubled} with problems, {review} to review; "
+            f"mean score {mean:.2f}; submissions unchanged: {'yes' if unchanged else 'NO'}; results in {out}"
+        )
         try:
             from . import report
 
             progress(f"class report: {report.write(out)}")
         except Exception as exc:  # noqa: BLE001 - the grades are written; a report that fails must not hide them
-            progress(f"the class report could not be written ({type(exc).__name__}: {exc}); "
-                     f"retry with `python -m grader report {out}`")
+            progress(
+                f"the class report could not be written ({type(exc).__name__}: {exc}); "
+                f"retry with `python -m grader report {out}`"
+            )
         platforms = sorted({s.lms.platform for s in subs if s.lms})
         for platform in platforms:
-            progress(f"{platform} export recognised: `python -m grader export {platform.lower()} {out}` writes the grades "
-                     f"and the feedback files to upload")
+            progress(
+                f"{platform} export recognised: `python -m grader export {platform.lower()} {out}` writes the grades "
+                f"and the feedback files to upload"
+            )
         return results
     finally:
         if grid is not None:
@@ -233,6 +288,7 @@ def autograde(assignment: str, submissions: Path, out: Path, jobs: int, timeout:
 
 def expected_grade_ids(assignment: str) -> dict[str, set[str]]:
     """Graded cells of each master notebook of ``assignment``."""
-    return {p.name: grade_ids(json.loads(p.read_text(encoding="utf-8")))
-            for p in sorted((course.SOLUTIONS / assignment).glob("*.ipynb"))}
-
+    return {
+        p.name: grade_ids(json.loads(p.read_text(encoding="utf-8")))
+        for p in sorted((course.SOLUTIONS / assignment).glob("*.ipynb"))
+    }

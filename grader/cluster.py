@@ -54,8 +54,10 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     from .submissions import GradingError
 
-    raise GradingError("--scheduler needs dask.distributed in the course's environment: "
-                       "pip install -e \".[cluster]\" (on the workers too)") from exc
+    raise GradingError(
+        "--scheduler needs dask.distributed in the course's environment: "
+        'pip install -e ".[cluster]" (on the workers too)'
+    ) from exc
 
 from . import sandbox
 from .job import Result, Settings, grade_one
@@ -65,15 +67,24 @@ WORKER_WAIT = 300  # seconds to wait for the first worker to join the scheduler
 RETRIES = 1  # extra tries of a submission whose grading raised (a worker's death is retried by the scheduler)
 # The packages whose installed versions (theirs and their dependencies') must match on every worker:
 # what nbgrader, the kernel and the lessons import, and dask itself.
-PACKAGE_ROOTS = ["tensorflow", "keras", "numpy", "matplotlib", "ipywidgets", "ipycanvas", "nbgrader", "ipykernel",
-                 "distributed"]
+PACKAGE_ROOTS = [
+    "tensorflow",
+    "keras",
+    "numpy",
+    "matplotlib",
+    "ipywidgets",
+    "ipycanvas",
+    "nbgrader",
+    "ipykernel",
+    "distributed",
+]
 # Files at the course root that pin the environment (a lock file, if the course has one, by any usual name).
 PIN_FILES = re.compile(r"^(pyproject\.toml|environment\.ya?ml|.*lock.*|requirements.*\.txt)$", re.IGNORECASE)
-HINT = ("every worker needs the same course commit and environment as this machine "
-        "(README, \"Grading on a cluster\")")
+HINT = 'every worker needs the same course commit and environment as this machine (README, "Grading on a cluster")'
 
 
 # --- the environment, here and on each worker -----------------------------------------------------
+
 
 def _digest(paths: list[Path], base: Path) -> str:
     h = hashlib.sha256()
@@ -87,8 +98,13 @@ def _digest(paths: list[Path], base: Path) -> str:
 
 
 def _files(folder: Path, pattern: str = "*") -> list[Path]:
-    return [p for p in folder.rglob(pattern) if p.is_file() and "__pycache__" not in p.parts
-            and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+    return [
+        p
+        for p in folder.rglob(pattern)
+        if p.is_file()
+        and "__pycache__" not in p.parts
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    ]
 
 
 def package_versions(roots: list[str] = PACKAGE_ROOTS) -> dict[str, str]:
@@ -148,10 +164,18 @@ def environment() -> dict:
         free = shutil.disk_usage(tempfile.gettempdir()).free
     except OSError:
         free = 0
-    return {"compared": compared, "bubblewrap": sandbox.isolation() or "works",
-            "process limit": sandbox.process_limit_problem(),
-            "about": {"host": socket.gethostname(), "python": sys.executable, "course": str(root),
-                      "temp": tempfile.gettempdir(), "free temp bytes": free}}
+    return {
+        "compared": compared,
+        "bubblewrap": sandbox.isolation() or "works",
+        "process limit": sandbox.process_limit_problem(),
+        "about": {
+            "host": socket.gethostname(),
+            "python": sys.executable,
+            "course": str(root),
+            "temp": tempfile.gettempdir(),
+            "free temp bytes": free,
+        },
+    }
 
 
 def differences(here: dict, there: dict) -> list[str]:
@@ -292,14 +316,16 @@ class MasterCourse(WorkerPlugin):
             await loop.run_in_executor(None, unpack_master, self.tar, self.digest, self.expected)
         except Exception as exc:  # noqa: BLE001 - recorded: every submission sent here comes back refused, saying why
             with _LOCK:
-                _PREPARED[self.digest] = _Prepared(None, None, f"could not unpack the master course: "
-                                                               f"{type(exc).__name__}: {exc}", users=1)
+                _PREPARED[self.digest] = _Prepared(
+                    None, None, f"could not unpack the master course: {type(exc).__name__}: {exc}", users=1
+                )
 
     def teardown(self, worker):
         release_master(self.digest)
 
 
 # --- one submission, as data ----------------------------------------------------------------------
+
 
 @dataclasses.dataclass
 class Parcel:
@@ -362,8 +388,10 @@ def grade_remote(parcel: Parcel, settings: Settings, digest: str) -> Result | Re
     worker = get_worker()
     prepared = _PREPARED.get(digest)
     if prepared is None or prepared.problem:
-        return Refusal(f"{worker.address} ({socket.gethostname()})",
-                       prepared.problem if prepared else "the master course did not reach it (see the worker's log)")
+        return Refusal(
+            f"{worker.address} ({socket.gethostname()})",
+            prepared.problem if prepared else "the master course did not reach it (see the worker's log)",
+        )
     mounts, withheld = autograde.sandbox_data(prepared.master)
     local = dataclasses.replace(settings, master=prepared.master, work=prepared.work, mounts=mounts, withheld=withheld)
     inbox = Path(tempfile.mkdtemp(prefix="in-", dir=prepared.work))
@@ -377,6 +405,7 @@ def grade_remote(parcel: Parcel, settings: Settings, digest: str) -> Result | Re
 
 
 # --- the client side ----------------------------------------------------------------------------
+
 
 async def _probe(address: str, security: Security, timeout: float) -> None:
     """Open and close one connection to the scheduler (raises what connecting raises)."""
@@ -401,12 +430,23 @@ class Cluster:
     the master course off the workers and closes the connection.
     """
 
-    def __init__(self, address: str | None = None, scheduler_file: Path | None = None,
-                 tls_ca_file: Path | None = None, tls_cert: Path | None = None, tls_key: Path | None = None,
-                 progress=print, wait: float = WORKER_WAIT, timeout: float = 30):
+    def __init__(
+        self,
+        address: str | None = None,
+        scheduler_file: Path | None = None,
+        tls_ca_file: Path | None = None,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
+        progress=print,
+        wait: float = WORKER_WAIT,
+        timeout: float = 30,
+    ):
         self.progress = progress
-        tls = {k: str(v) for k, v in (("tls_ca_file", tls_ca_file), ("tls_client_cert", tls_cert),
-                                       ("tls_client_key", tls_key)) if v}
+        tls = {
+            k: str(v)
+            for k, v in (("tls_ca_file", tls_ca_file), ("tls_client_cert", tls_cert), ("tls_client_key", tls_key))
+            if v
+        }
         if tls and not (tls_ca_file and tls_cert and tls_key):
             raise GradingError("TLS needs all three of --tls-ca-file, --tls-cert and --tls-key")
         if not (address or scheduler_file):
@@ -416,21 +456,27 @@ class Cluster:
             try:
                 address = json.loads(Path(scheduler_file).read_text())["address"]
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise GradingError(f"cannot read the scheduler's address from {scheduler_file}: {exc}. Give the file "
-                                   "`dask scheduler --scheduler-file` wrote") from None
+                raise GradingError(
+                    f"cannot read the scheduler's address from {scheduler_file}: {exc}. Give the file "
+                    "`dask scheduler --scheduler-file` wrote"
+                ) from None
         # A first connection of our own: a Client that fails to connect leaves dask's shared event loop
         # unusable for the next Client in this process.
         try:
             with concurrent.futures.ThreadPoolExecutor(1) as one:  # its own loop, even when called from a notebook
                 one.submit(asyncio.run, _probe(address, security, timeout)).result()
         except Exception as exc:  # noqa: BLE001 - refused, unreachable, bad certificates: all mean "cannot connect"
-            raise GradingError(f"cannot reach {address}: {type(exc).__name__}: {exc}. Is the scheduler running, "
-                               "and are the address and the TLS options right?") from None
+            raise GradingError(
+                f"cannot reach {address}: {type(exc).__name__}: {exc}. Is the scheduler running, "
+                "and are the address and the TLS options right?"
+            ) from None
         self.client = Client(address, timeout=timeout, security=security)
         self.address = self.client.scheduler.address
         if not self.address.startswith("tls://") and not _loopback(self.address):
-            progress(f"WARNING: the scheduler at {self.address} is reached without TLS: anyone who can reach it can "
-                     "run code on the workers. Use tls:// with certificates (README, \"Grading on a cluster\").")
+            progress(
+                f"WARNING: the scheduler at {self.address} is reached without TLS: anyone who can reach it can "
+                'run code on the workers. Use tls:// with certificates (README, "Grading on a cluster").'
+            )
         self.run_id = uuid.uuid4().hex[:12]
         self.plugin = None
         self.futures: list = []
@@ -471,8 +517,10 @@ class Cluster:
             nthreads = workers.get(address, {}).get("nthreads", 1)
             free = theirs["about"]["free temp bytes"]
             if per_job_bytes and free < nthreads * per_job_bytes:
-                problems.append(f"{name}: {free / 2**30:.1f} GiB free in {theirs['about']['temp']}, its {nthreads} "
-                                f"thread(s) can need {nthreads * per_job_bytes / 2**30:.1f} GiB")
+                problems.append(
+                    f"{name}: {free / 2**30:.1f} GiB free in {theirs['about']['temp']}, its {nthreads} "
+                    f"thread(s) can need {nthreads * per_job_bytes / 2**30:.1f} GiB"
+                )
             if theirs["process limit"]:
                 warnings.append(f"note: {name}: {theirs['process limit']}")
         if problems:
@@ -488,8 +536,15 @@ class Cluster:
     def submit(self, sub: Submission, settings: Settings) -> concurrent.futures.Future:
         """Grade ``sub`` on the cluster; the future's result is a ``Result``, or WorkerRefused."""
         parcel = pack_submission(sub, settings.lesson_files)
-        future = self.client.submit(grade_remote, parcel, settings, self.digest, key=f"grade-{self.run_id}-{sub.student_id}",
-                                    retries=RETRIES, pure=False)
+        future = self.client.submit(
+            grade_remote,
+            parcel,
+            settings,
+            self.digest,
+            key=f"grade-{self.run_id}-{sub.student_id}",
+            retries=RETRIES,
+            pure=False,
+        )
         self.futures.append(future)
         out: concurrent.futures.Future = concurrent.futures.Future()
 

@@ -60,7 +60,9 @@ def generate(dest: Path, names: list[str] | None = None) -> Path:
     with tempfile.TemporaryDirectory(prefix="dlcourse-gradebook-") as tmp:
         for name in names or assignments():
             nbgrader(
-                "generate_assignment", name, "--force",
+                "generate_assignment",
+                name,
+                "--force",
                 f"--CourseDirectory.release_directory={dest}",
                 f"--CourseDirectory.db_url=sqlite:///{tmp}/gradebook.db",
             )
@@ -112,11 +114,15 @@ def out_of_sync() -> list[str]:
     with tempfile.TemporaryDirectory(prefix="dlcourse-sync-") as tmp:
         fresh = generate(Path(tmp))
         fresh_files = {p.relative_to(fresh) for p in fresh.rglob("*") if p.is_file()}
-        committed = {
-            p.relative_to(LESSONS)
-            for p in LESSONS.rglob("*")
-            if p.is_file() and ".ipynb_checkpoints" not in p.parts and "__pycache__" not in p.parts
-        } if LESSONS.exists() else set()
+        committed = (
+            {
+                p.relative_to(LESSONS)
+                for p in LESSONS.rglob("*")
+                if p.is_file() and ".ipynb_checkpoints" not in p.parts and "__pycache__" not in p.parts
+            }
+            if LESSONS.exists()
+            else set()
+        )
         for rel in sorted(fresh_files - committed):
             problems.append(f"lessons/{rel} is missing")
         for rel in sorted(committed - fresh_files):

@@ -55,20 +55,25 @@ def _rows(out: Path, platform: str) -> tuple[list[dict], list[str], dict[str, di
         raise ExportError(f"no grades.csv in {out}: pass the --out folder of `python -m grader autograde`")
     rows = read_grades(out / "grades.csv")
     mine = [r for r in rows if r.get("lms") == platform and r.get("lms_user_id")]
-    left_out = [f"{r['name'] or r['student_id']}: not from a {lms.PLATFORMS[platform]} export (no {platform} user id)"
-                for r in rows if r not in mine]
+    left_out = [
+        f"{r['name'] or r['student_id']}: not from a {lms.PLATFORMS[platform]} export (no {platform} user id)"
+        for r in rows
+        if r not in mine
+    ]
     if not mine:
         raise ExportError(
             f"no student in {out / 'grades.csv'} came from a {lms.PLATFORMS[platform]} export (its lms_user_id column "
             f"is empty for {platform}). Download the submissions from {lms.PLATFORMS[platform]} "
             f"({'Download Submissions' if platform == lms.CANVAS else 'Download all submissions'}), grade that zip "
-            "with `python -m grader autograde`, then export.")
+            "with `python -m grader autograde`, then export."
+        )
     return mine, left_out, read_results(out / "results.jsonl")
 
 
 def _identity(row: dict, record: dict) -> lms.Identity:
-    return lms.Identity(row["lms"], row["lms_user_id"], row["name"], bool(record.get("lms_late")),
-                        dict(record.get("lms_files", {})))
+    return lms.Identity(
+        row["lms"], row["lms_user_id"], row["name"], bool(record.get("lms_late")), dict(record.get("lms_files", {}))
+    )
 
 
 def _feedback_files(out: Path, row: dict) -> list[Path]:
@@ -95,11 +100,14 @@ def canvas(out: Path, column: str | None = None, out_of: float | None = None) ->
         w.writerow(["Points Possible", "", "", "", "", _points(max_score, max_score, out_of)])
         for row in rows:
             if not row["lms_user_id"].isdigit():
-                left_out.append(f"{row['name'] or row['student_id']}: anonymous in Canvas ({row['lms_user_id']}); "
-                                "download the submissions again once anonymous grading is turned off")
+                left_out.append(
+                    f"{row['name'] or row['student_id']}: anonymous in Canvas ({row['lms_user_id']}); "
+                    "download the submissions again once anonymous grading is turned off"
+                )
                 continue
-            w.writerow([cell(row["name"]), row["lms_user_id"], "", "", "",
-                        _points(float(row["score"]), max_score, out_of)])
+            w.writerow(
+                [cell(row["name"]), row["lms_user_id"], "", "", "", _points(float(row["score"]), max_score, out_of)]
+            )
             written += 1
     feedback = out / "canvas_feedback.zip"
     count = 0
@@ -128,8 +136,11 @@ def moodle(out: Path, out_of: float | None = None, comments: bool = True) -> Exp
     """
     out = Path(out)
     rows, left_out, records = _rows(out, lms.MOODLE)
-    left_out += [f"{r['name'] or r['student_id']}: {r['lms_user_id']!r} is not a Moodle participant number"
-                 for r in rows if not r["lms_user_id"].isdigit()]
+    left_out += [
+        f"{r['name'] or r['student_id']}: {r['lms_user_id']!r} is not a Moodle participant number"
+        for r in rows
+        if not r["lms_user_id"].isdigit()
+    ]
     rows = [r for r in rows if r["lms_user_id"].isdigit()]
     if not rows:
         raise ExportError("no Moodle participant number in grades.csv: " + "; ".join(left_out))
@@ -142,8 +153,13 @@ def moodle(out: Path, out_of: float | None = None, comments: bool = True) -> Exp
         w = csv.writer(f)
         w.writerow(header + (["Feedback comments"] if comments else []))
         for row in rows:
-            line = [f"Participant {row['lms_user_id']}", cell(row["name"]),
-                    _points(float(row["score"]), max_score, out_of), _points(max_score, max_score, out_of), modified]
+            line = [
+                f"Participant {row['lms_user_id']}",
+                cell(row["name"]),
+                _points(float(row["score"]), max_score, out_of),
+                _points(max_score, max_score, out_of),
+                modified,
+            ]
             if comments:
                 points = records.get(row["student_id"], {}).get("points", {})
                 failed = [c for c in cells if c in points and float(row.get(c) or 0) < float(points[c])]

@@ -106,7 +106,9 @@ def review_summary(notes: list[str], cells_shown: int = 3) -> str:
         if not cells:
             out.append(what)
             continue
-        shown = ", ".join(cells[:cells_shown]) + (f" and {len(cells) - cells_shown} more" if len(cells) > cells_shown else "")
+        shown = ", ".join(cells[:cells_shown]) + (
+            f" and {len(cells) - cells_shown} more" if len(cells) > cells_shown else ""
+        )
         out.append(f"{what} (cell{'s' if len(cells) > 1 else ''} {shown})")
     return ", ".join(out)
 
@@ -177,51 +179,64 @@ def _stage(sub: Submission, settings: Settings, chosen: dict, job: Path, result:
 
 def _config(settings: Settings, course_dir: Path, runtime: Path, job: Path, deadline: float | None = None) -> str:
     limits = settings.limits
-    return "\n".join([
-        "import sys",
-        f"sys.path.insert(0, {str(sandbox.ROOT)!r})",
-        "from grader.preprocessors import RefereedExecute, FeedbackSafety",
-        "from nbgrader.preprocessors import IgnorePattern, LimitOutput, SaveAutoGrades, AssignLatePenalties, "
-        "CheckCellMetadata, GetGrades",
-        "from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor",
-        "c = get_config()",
-        f"c.CourseDirectory.root = {str(course_dir)!r}",
-        f"c.CourseDirectory.db_url = {'sqlite:///' + str(course_dir / 'gradebook.db')!r}",
-        "c.CourseDirectory.ignore = ['.ipynb_checkpoints', '*.pyc', '__pycache__', 'feedback']",
-        "c.Autograde.autograde_preprocessors = [RefereedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,"
-        " SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]",
-        "c.GenerateFeedback.preprocessors = [FeedbackSafety, GetGrades, CSSHTMLHeaderPreprocessor]",
-        f"c.RefereedExecute.timeout = {settings.timeout}",
-        "c.RefereedExecute.interrupt_on_timeout = True",
-        f"c.RefereedExecute.kernel_name = {sandbox.KERNEL_NAME!r}",
-        "c.RefereedExecute.startup_timeout = 120",
-        f"c.RefereedExecute.plan_file = {str(settings.master / 'plans.json')!r}",
-        f"c.RefereedExecute.report_file = {str(job / 'report.jsonl')!r}",
-        f"c.RefereedExecute.runtime_dir = {str(runtime)!r}",
-        f"c.RefereedExecute.cell_output_bytes = {limits.cell_output}",
-        f"c.RefereedExecute.notebook_output_bytes = {limits.notebook_output}",
-        f"c.RefereedExecute.runtime_bytes = {limits.runtime_bytes}",
-        f"c.RefereedExecute.deadline = float(open({str(job / 'deadline')!r}).read())",
-        "c.KernelManager.transport = 'ipc'",
-        f"c.KernelManager.ip = {str(runtime / 'kernel')!r}",
-        "c.LimitOutput.max_lines = 1000",
-        "c.LimitOutput.max_traceback = 100",
-        "c.Autograde.create_student = True",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                "import sys",
+                f"sys.path.insert(0, {str(sandbox.ROOT)!r})",
+                "from grader.preprocessors import RefereedExecute, FeedbackSafety",
+                "from nbgrader.preprocessors import IgnorePattern, LimitOutput, SaveAutoGrades, AssignLatePenalties, "
+                "CheckCellMetadata, GetGrades",
+                "from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor",
+                "c = get_config()",
+                f"c.CourseDirectory.root = {str(course_dir)!r}",
+                f"c.CourseDirectory.db_url = {'sqlite:///' + str(course_dir / 'gradebook.db')!r}",
+                "c.CourseDirectory.ignore = ['.ipynb_checkpoints', '*.pyc', '__pycache__', 'feedback']",
+                "c.Autograde.autograde_preprocessors = [RefereedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,"
+                " SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]",
+                "c.GenerateFeedback.preprocessors = [FeedbackSafety, GetGrades, CSSHTMLHeaderPreprocessor]",
+                f"c.RefereedExecute.timeout = {settings.timeout}",
+                "c.RefereedExecute.interrupt_on_timeout = True",
+                f"c.RefereedExecute.kernel_name = {sandbox.KERNEL_NAME!r}",
+                "c.RefereedExecute.startup_timeout = 120",
+                f"c.RefereedExecute.plan_file = {str(settings.master / 'plans.json')!r}",
+                f"c.RefereedExecute.report_file = {str(job / 'report.jsonl')!r}",
+                f"c.RefereedExecute.runtime_dir = {str(runtime)!r}",
+                f"c.RefereedExecute.cell_output_bytes = {limits.cell_output}",
+                f"c.RefereedExecute.notebook_output_bytes = {limits.notebook_output}",
+                f"c.RefereedExecute.runtime_bytes = {limits.runtime_bytes}",
+                f"c.RefereedExecute.deadline = float(open({str(job / 'deadline')!r}).read())",
+                "c.KernelManager.transport = 'ipc'",
+                f"c.KernelManager.ip = {str(runtime / 'kernel')!r}",
+                "c.LimitOutput.max_lines = 1000",
+                "c.LimitOutput.max_traceback = 100",
+                "c.Autograde.create_student = True",
+            ]
+        )
+        + "\n"
+    )
 
 
-def _run(sub: Submission, settings: Settings, course_dir: Path, runtime: Path, job: Path, result: Result,
-         deadline: float) -> None:
+def _run(
+    sub: Submission, settings: Settings, course_dir: Path, runtime: Path, job: Path, result: Result, deadline: float
+) -> None:
     """nbgrader autograde, then generate_feedback (one process), within the submission's wall clock."""
     env = _nbgrader_env(settings, runtime, job)
     log_path = job / "nbgrader.log"
     # Cells start only until the deadline minus the feedback's share; the process is killed at the deadline.
     (job / "deadline").write_text(str(time.time() + max(10, deadline - time.monotonic() - FEEDBACK_RESERVE)))
-    (job / "feedback_notes.json").write_text(json.dumps(result.notes + (
-        ["review: " + review_summary(result.review)] if result.review else [])), encoding="utf-8")
+    (job / "feedback_notes.json").write_text(
+        json.dumps(result.notes + (["review: " + review_summary(result.review)] if result.review else [])),
+        encoding="utf-8",
+    )
     student = ["--student", sub.student_id, "--force"]
-    rc = _nbgrader(["autograde", settings.assignment, *student, "--then", "generate_feedback", settings.assignment,
-                    *student], course_dir, env, log_path, limit=deadline - time.monotonic())
+    rc = _nbgrader(
+        ["autograde", settings.assignment, *student, "--then", "generate_feedback", settings.assignment, *student],
+        course_dir,
+        env,
+        log_path,
+        limit=deadline - time.monotonic(),
+    )
     if rc is None:
         result.problems.append(f"stopped at the {settings.wall_clock} s limit per submission")
     report = _read_report(job / "report.jsonl")
@@ -265,10 +280,17 @@ def expected_notebooks(settings: Settings, course_dir: Path, sub: Submission) ->
 
 
 def _nbgrader_env(settings: Settings, runtime: Path, job: Path) -> dict[str, str]:
-    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(job),
-           "JUPYTER_PATH": str(settings.master / "share"), "JUPYTER_RUNTIME_DIR": str(runtime),
-           "JUPYTER_CONFIG_DIR": str(job / "config"), "JUPYTER_DATA_DIR": str(job / "data"),
-           "JUPYTER_PLATFORM_DIRS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "HOME": str(job),
+        "JUPYTER_PATH": str(settings.master / "share"),
+        "JUPYTER_RUNTIME_DIR": str(runtime),
+        "JUPYTER_CONFIG_DIR": str(job / "config"),
+        "JUPYTER_DATA_DIR": str(job / "data"),
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
     env.update(json.loads((job / "sandbox.json").read_text()))
     return env
 

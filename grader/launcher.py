@@ -41,16 +41,27 @@ def _read(path: str) -> str:
 
 
 def _apply_limits(limits: dict) -> None:
-    for name, key in (("RLIMIT_AS", "memory"), ("RLIMIT_FSIZE", "file_size"), ("RLIMIT_CPU", "cpu_seconds"),
-                      ("RLIMIT_NOFILE", "open_files"), ("RLIMIT_CORE", None)):
+    for name, key in (
+        ("RLIMIT_AS", "memory"),
+        ("RLIMIT_FSIZE", "file_size"),
+        ("RLIMIT_CPU", "cpu_seconds"),
+        ("RLIMIT_NOFILE", "open_files"),
+        ("RLIMIT_CORE", None),
+    ):
         res = getattr(resource, name)
         value = limits.get(key, 0) if key else 0
         hard = resource.getrlimit(res)[1]
         value = value if hard == resource.RLIM_INFINITY else min(value, hard)
         resource.setrlimit(res, (value, value))
     pids = _join_cgroup("pids", {"pids.max": str(limits.get("processes", 256))})
-    _join_cgroup("memory", {"memory.limit_in_bytes": str(limits.get("memory", 8 << 30)),
-                            "memory.max": str(limits.get("memory", 8 << 30)), "memory.swap.max": "0"})
+    _join_cgroup(
+        "memory",
+        {
+            "memory.limit_in_bytes": str(limits.get("memory", 8 << 30)),
+            "memory.max": str(limits.get("memory", 8 << 30)),
+            "memory.swap.max": "0",
+        },
+    )
     if not pids and os.geteuid() != 0:
         # Without a cgroup, RLIMIT_NPROC counts all of this user's tasks: allow headroom.
         mine = _tasks_of(os.getuid())
@@ -118,9 +129,18 @@ def _system_binds() -> list:
 
 
 def _kernel_env(home: str, tmp: str, settings: dict) -> dict:
-    env = {"HOME": home, "TMPDIR": tmp, "PATH": f"{os.path.dirname(settings['python'])}:/usr/bin:/bin",
-           "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{home}/matplotlib", "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONNOUSERSITE": "1", "LANG": "C.UTF-8", "KERAS_BACKEND": "tensorflow", "CUDA_VISIBLE_DEVICES": ""}
+    env = {
+        "HOME": home,
+        "TMPDIR": tmp,
+        "PATH": f"{os.path.dirname(settings['python'])}:/usr/bin:/bin",
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": f"{home}/matplotlib",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PYTHONNOUSERSITE": "1",
+        "LANG": "C.UTF-8",
+        "KERAS_BACKEND": "tensorflow",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
     env.update({k: os.environ[k] for k in ("NBGRADER_EXECUTION", "NBGRADER_VALIDATING") if k in os.environ})
     if settings.get("withheld") and settings.get("isolate", True):
         env["DLCOURSE_GRADING_DATA"] = "1"  # dlcourse.data: the test split is the grader's alone
@@ -130,11 +150,32 @@ def _kernel_env(home: str, tmp: str, settings: dict) -> dict:
 def bwrap_args(settings: dict, plan_fd: int) -> list:
     """The bubblewrap command line that runs the referee kernel."""
     tmp_size = settings["limits"].get("files", 1 << 30)
-    args = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--unshare-user", "--uid", str(STUDENT_UID),
-            "--gid", str(STUDENT_UID), "--cap-drop", "ALL", "--die-with-parent", "--new-session",
-            *_system_binds(), "--proc", "/proc", "--dev", "/dev",
-            "--size", str(tmp_size), "--tmpfs", SANDBOX_HOME,
-            "--dir", f"{SANDBOX_HOME}/work", "--dir", f"{SANDBOX_HOME}/home"]
+    args = [
+        shutil.which("bwrap") or "bwrap",
+        "--unshare-all",
+        "--unshare-user",
+        "--uid",
+        str(STUDENT_UID),
+        "--gid",
+        str(STUDENT_UID),
+        "--cap-drop",
+        "ALL",
+        "--die-with-parent",
+        "--new-session",
+        *_system_binds(),
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--size",
+        str(tmp_size),
+        "--tmpfs",
+        SANDBOX_HOME,
+        "--dir",
+        f"{SANDBOX_HOME}/work",
+        "--dir",
+        f"{SANDBOX_HOME}/home",
+    ]
     for path in settings["readable"]:
         if not path.startswith("/usr/") and os.path.exists(path):
             args += ["--ro-bind", path, path]
@@ -152,8 +193,10 @@ def bwrap_args(settings: dict, plan_fd: int) -> list:
 
 def main(argv: list) -> int:
     if len(argv) < 1:
-        print("usage: python -I launcher.py CONNECTION_FILE [KERNEL-ARGS] (started by nbgrader through the kernelspec)",
-              file=sys.stderr)
+        print(
+            "usage: python -I launcher.py CONNECTION_FILE [KERNEL-ARGS] (started by nbgrader through the kernelspec)",
+            file=sys.stderr,
+        )
         return 2
     settings = json.loads(os.environ.get("DLCOURSE_SANDBOX", "{}"))
     runtime = settings["runtime"]

@@ -90,7 +90,9 @@ class Group:
     notes: list[str] = field(default_factory=list)
 
 
-def group(entries: list[Path], list_files: Callable[[Path, list[str]], dict[str, Path]]) -> tuple[list[Group], list[Path]]:
+def group(
+    entries: list[Path], list_files: Callable[[Path, list[str]], dict[str, Path]]
+) -> tuple[list[Group], list[Path]]:
     """Gather the export-named entries by student; return the groups and the entries left for the plain layouts.
 
     ``list_files(folder, notes)`` lists a folder's regular files by relative name (``grader.submissions``).
@@ -137,9 +139,11 @@ def canvas_feedback_name(identity: Identity, notebook: str, html: str) -> str | 
     """
     if identity.lms != CANVAS or not identity.user_id.isdigit():
         return None
-    file_id = identity.file_ids.get(notebook) or next(
-        (i for n, i in sorted(identity.file_ids.items()) if n.endswith(".ipynb")), None) or next(
-        iter(sorted(identity.file_ids.values())), None)
+    file_id = (
+        identity.file_ids.get(notebook)
+        or next((i for n, i in sorted(identity.file_ids.items()) if n.endswith(".ipynb")), None)
+        or next(iter(sorted(identity.file_ids.values())), None)
+    )
     if file_id is None:
         return None
     parts = re.sub(r"\W", "", identity.name).split("_")  # no all-digit part may come before the ids

@@ -22,7 +22,14 @@ c.CourseDirectory.feedback_directory = os.path.join("grader", "work", "feedback"
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(ROOT, "grader", "work", "gradebook.db")
 # Files a lesson folder may hold that are not part of the handout.
 c.CourseDirectory.ignore = [
-    ".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".*", "*.keras", "*.h5", "baselines.json",
+    ".ipynb_checkpoints",
+    "*.pyc",
+    "__pycache__",
+    "feedback",
+    ".*",
+    "*.keras",
+    "*.h5",
+    "baselines.json",
 ]
 
 # Training cells in the lessons take up to about a minute on a 2-core CPU; the

@@ -71,8 +71,10 @@ def plan_for(nb: dict, name: str) -> dict:
         if meta.get("grade") and not meta.get("solution"):
             tree = ast.parse(source)
             if any(isinstance(n, ast.ClassDef) for n in ast.walk(tree)):
-                raise GradingError(f"{name}: test cell {meta['grade_id']} defines a class; test cells may define "
-                                   "functions only (docs/authoring.md)")
+                raise GradingError(
+                    f"{name}: test cell {meta['grade_id']} defines a class; test cells may define "
+                    "functions only (docs/authoring.md)"
+                )
             tests[meta["grade_id"]] = source
             preload += imported_modules(source)
         elif meta.get("solution"):
@@ -89,8 +91,12 @@ def plan_for(nb: dict, name: str) -> dict:
         # Its font list is built once per kernel, by running fc-list: before the referee is armed,
         # not under the student's first cell (where starting a process is refused).
         preload.append("matplotlib.font_manager")
-    return {"tests": tests, "setup": setup, "student_names": sorted(set(student)),
-            "preload": list(dict.fromkeys(preload))}
+    return {
+        "tests": tests,
+        "setup": setup,
+        "student_names": sorted(set(student)),
+        "preload": list(dict.fromkeys(preload)),
+    }
 
 
 def _imports_matplotlib(source: str) -> bool:

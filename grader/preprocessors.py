@@ -49,15 +49,18 @@ def _stream(text: str, name: str = "stdout") -> NotebookNode:
 
 
 def _error(ename: str, evalue: str, lines: list[str] | None = None) -> NotebookNode:
-    return NotebookNode(output_type="error", ename=ename, evalue=evalue,
-                        traceback=[f"{ename}: {evalue}", *(lines or [])])
+    return NotebookNode(
+        output_type="error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}", *(lines or [])]
+    )
 
 
 class RefereedExecute(Execute):
     """Execute a notebook in the grading sandbox, with its tests judged by the referee."""
 
     plan_file = Unicode("", help="JSON file: notebook name -> {tests, setup, student_names, preload}").tag(config=True)
-    report_file = Unicode("", help="JSON lines file this writes each notebook's problems and findings to").tag(config=True)
+    report_file = Unicode("", help="JSON lines file this writes each notebook's problems and findings to").tag(
+        config=True
+    )
     runtime_dir = Unicode("", help="the job's runtime folder, shared with the sandbox").tag(config=True)
     deadline = Float(0.0, help="time.time() after which no cell starts (0: none)").tag(config=True)
     cell_output_bytes = Integer(1 << 20, help="output bytes kept per cell while executing").tag(config=True)
@@ -70,8 +73,14 @@ class RefereedExecute(Execute):
         name = (resources or {}).get("unique_key", "notebook") + ".ipynb"
         plans = json.loads(Path(self.plan_file).read_text(encoding="utf-8"))
         plan = plans.get(name)
-        self.report = {"notebook": name, "problems": [], "findings": [], "tests": {}, "cells": 0,
-                       "seconds": {"cells": 0.0, "tests": 0.0, "checks": 0.0, "total": 0.0}}
+        self.report = {
+            "notebook": name,
+            "problems": [],
+            "findings": [],
+            "tests": {},
+            "cells": 0,
+            "seconds": {"cells": 0.0, "tests": 0.0, "checks": 0.0, "total": 0.0},
+        }
         self._t0 = time.monotonic()
         if plan is None:
             self.report["problems"].append(f"{name}: no grading plan (not a notebook of this lesson)")
@@ -159,8 +168,12 @@ class RefereedExecute(Execute):
         if record is None:
             why = "time limit" if timed_out else "its result never came back from the kernel"
             outputs.append(_error("NoResult", f"the test did not report a result ({why})"))
-            self.report["tests"][grade_id] = {"passed": False, "no_record": True, "timeout": timed_out,
-                                              "error": ["NoResult", f"the test did not report a result ({why})"]}
+            self.report["tests"][grade_id] = {
+                "passed": False,
+                "no_record": True,
+                "timeout": timed_out,
+                "error": ["NoResult", f"the test did not report a result ({why})"],
+            }
             if timed_out:
                 self.report["problems"].append(f"timeout in cell {grade_id}")
         else:
@@ -173,8 +186,11 @@ class RefereedExecute(Execute):
                 if ename == "KeyboardInterrupt" or timed_out:
                     self.report["problems"].append(f"timeout in cell {grade_id}")
             reached = "not reached (time limit): an earlier test did not stop" if record.get("not_reached") else False
-            self.report["tests"][grade_id] = {"passed": bool(record.get("passed")), "seconds": record.get("seconds"),
-                                              "not_reached": reached}
+            self.report["tests"][grade_id] = {
+                "passed": bool(record.get("passed")),
+                "seconds": record.get("seconds"),
+                "not_reached": reached,
+            }
             if not record.get("passed"):  # what the class report groups: the failure as the student saw it
                 self.report["tests"][grade_id]["error"] = [str(ename), str(evalue)[:2000]]
         cell.outputs = outputs
@@ -182,13 +198,15 @@ class RefereedExecute(Execute):
     def _check_after(self, label: str) -> None:
         """Ask the referee what the cell just run changed in the grading machinery."""
         nonce = secrets.token_hex(12)
-        msg_id = self.kc.execute(f"__import__('sys').audit('dlcourse.check', {nonce!r}, {label!r})",
-                                 silent=True, store_history=False)
+        msg_id = self.kc.execute(
+            f"__import__('sys').audit('dlcourse.check', {nonce!r}, {label!r})", silent=True, store_history=False
+        )
         reply = self.wait_for_reply(msg_id)
         record = self._read_record(nonce, wait=self.record_wait if reply else 0)
         if record is None:
-            self.report["findings"].append([label, "the grader's check after this cell did not run "
-                                                   "(the kernel's way of running code was changed)"])
+            self.report["findings"].append(
+                [label, "the grader's check after this cell did not run (the kernel's way of running code was changed)"]
+            )
         else:
             self.report["findings"] += [[label, f] for f in record.get("findings", [])]
 
@@ -228,7 +246,9 @@ class RefereedExecute(Execute):
                 cell.outputs = [_error("NotReached", why)]
 
     def _timed_out(self, cell) -> bool:
-        return any(o.get("output_type") == "error" and o.get("ename") == "CellTimeoutError" for o in cell.get("outputs", []))
+        return any(
+            o.get("output_type") == "error" and o.get("ename") == "CellTimeoutError" for o in cell.get("outputs", [])
+        )
 
     def _note_errors(self, cell) -> None:
         for out in cell.get("outputs", []):
@@ -238,8 +258,10 @@ class RefereedExecute(Execute):
             if out.get("ename") == "MemoryError":
                 self.report["problems"].append(f"out of memory in cell {self.current}")
             elif "No space left on device" in text or "[Errno 28]" in text or "File too large" in text:
-                self.report["problems"].append(f"file limit reached in cell {self.current} "
-                                               f"({_size(self.files_bytes)} for its files and /tmp together)")
+                self.report["problems"].append(
+                    f"file limit reached in cell {self.current} "
+                    f"({_size(self.files_bytes)} for its files and /tmp together)"
+                )
 
     # -- records ----------------------------------------------------------------------------
     def _read_record(self, nonce: str, wait: float) -> dict | None:
@@ -289,9 +311,16 @@ class RefereedExecute(Execute):
         if self.cell_bytes > self.cell_output_bytes or self.notebook_bytes > self.notebook_output_bytes:
             if self.truncated_cell != cell_index:
                 self.truncated_cell = cell_index
-                outs.append(_stream(f"\n[Output truncated: over {self.cell_output_bytes >> 20} MiB in this cell or "
-                                    f"{self.notebook_output_bytes >> 20} MiB in the notebook]\n", "stderr"))
-                self.report["problems"].append(f"output over the limit in cell {getattr(self, 'current', '?')} (truncated)")
+                outs.append(
+                    _stream(
+                        f"\n[Output truncated: over {self.cell_output_bytes >> 20} MiB in this cell or "
+                        f"{self.notebook_output_bytes >> 20} MiB in the notebook]\n",
+                        "stderr",
+                    )
+                )
+                self.report["problems"].append(
+                    f"output over the limit in cell {getattr(self, 'current', '?')} (truncated)"
+                )
             return None
         return super().output(outs, msg, display_id, cell_index)
 
@@ -343,8 +372,10 @@ class RefereedExecute(Execute):
                         continue
                     total += size
             if total > self.runtime_bytes or entries > 5000:
-                self.runtime_overflow = (f"wrote more than {self.runtime_bytes >> 20} MiB (or 5000 files) into the "
-                                         f"grader's runtime folder in cell {getattr(self, 'current', '?')}")
+                self.runtime_overflow = (
+                    f"wrote more than {self.runtime_bytes >> 20} MiB (or 5000 files) into the "
+                    f"grader's runtime folder in cell {getattr(self, 'current', '?')}"
+                )
                 self._kill_kernel()
                 for folder, _dirs, files in os.walk(runtime, topdown=False, followlinks=False):
                     for name in files:
@@ -400,8 +431,11 @@ class FeedbackSafety(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         nb.metadata.pop("widgets", None)
         self.sanitizer = SanitizeHTML(parent=self)
-        notes = json.loads(Path(self.notes_file).read_text(encoding="utf-8")) if self.notes_file and \
-            Path(self.notes_file).is_file() else []
+        notes = (
+            json.loads(Path(self.notes_file).read_text(encoding="utf-8"))
+            if self.notes_file and Path(self.notes_file).is_file()
+            else []
+        )
         name = (resources or {}).get("unique_key", "") + ".ipynb"
         if self.report_file and Path(self.report_file).is_file():
             from .job import review_summary
@@ -411,8 +445,10 @@ class FeedbackSafety(NbGraderPreprocessor):
                 if report.get("notebook") == name:
                     notes += report["problems"]
                     if report["findings"]:
-                        notes.append("review: " + review_summary([f"{what} (cell {where})"
-                                                                  for where, what in report["findings"]]))
+                        notes.append(
+                            "review: "
+                            + review_summary([f"{what} (cell {where})" for where, what in report["findings"]])
+                        )
         if notes:
             text = "**Notes from the grader**\n\n" + "\n".join(f"- {_escape_markdown(n)}" for n in notes)
             nb.cells.insert(0, NotebookNode(cell_type="markdown", metadata={}, source=text, id="grader-notes"))

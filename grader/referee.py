@@ -52,16 +52,70 @@ import types
 _thread = sys.modules["_thread"]
 _MISSING = object()
 _PROC_MEM = ("/mem", "/map_files", "/pagemap")
-_QUIET_MODULES = ("__main__", "IPython", "ipykernel", "jupyter_client", "jupyter_core", "zmq", "tornado",
-                  "asyncio", "traitlets", "matplotlib", "matplotlib_inline", "comm", "ipywidgets", "debugpy",
-                  "prompt_toolkit", "jedi", "parso", "pygments", "pexpect", "psutil", "sys", "threading",
-                  "logging", "warnings", "linecache", "_weakrefset", "weakref", "abc", "copyreg", "site",
-                  "sitecustomize", "encodings", "ipython_pygments_lexers", "stack_data", "executing",
-                  "decorator", "wcwidth", "pure_eval", "asttokens", "nest_asyncio", "nest_asyncio2", "getpass")
+_QUIET_MODULES = (
+    "__main__",
+    "IPython",
+    "ipykernel",
+    "jupyter_client",
+    "jupyter_core",
+    "zmq",
+    "tornado",
+    "asyncio",
+    "traitlets",
+    "matplotlib",
+    "matplotlib_inline",
+    "comm",
+    "ipywidgets",
+    "debugpy",
+    "prompt_toolkit",
+    "jedi",
+    "parso",
+    "pygments",
+    "pexpect",
+    "psutil",
+    "sys",
+    "threading",
+    "logging",
+    "warnings",
+    "linecache",
+    "_weakrefset",
+    "weakref",
+    "abc",
+    "copyreg",
+    "site",
+    "sitecustomize",
+    "encodings",
+    "ipython_pygments_lexers",
+    "stack_data",
+    "executing",
+    "decorator",
+    "wcwidth",
+    "pure_eval",
+    "asttokens",
+    "nest_asyncio",
+    "nest_asyncio2",
+    "getpass",
+)
 _HOT_MODULES = ("builtins", "numpy", "dlcourse", "math")
 # Set by IPython and ipykernel around every cell (input() forwarding, the exit helpers, display).
-_KERNEL_BUILTINS = frozenset({"input", "raw_input", "exit", "quit", "get_ipython", "display", "help", "__IPYTHON__",
-                              "_", "__", "___", "copyright", "credits", "license"})
+_KERNEL_BUILTINS = frozenset(
+    {
+        "input",
+        "raw_input",
+        "exit",
+        "quit",
+        "get_ipython",
+        "display",
+        "help",
+        "__IPYTHON__",
+        "_",
+        "__",
+        "___",
+        "copyright",
+        "credits",
+        "license",
+    }
+)
 # Refusals a library meets in its ordinary work (namedtuple, logging, enum ask for frames and cope without).
 _QUIET_REFUSALS = frozenset({"sys._getframe", "object.__getattr__", "compile"})
 _FRAME_ATTRS = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame"})
@@ -82,9 +136,22 @@ class _AuditRefusal(RuntimeError):
 
 
 def _is_code(value) -> bool:
-    return isinstance(value, (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type,
-                              types.ModuleType, functools.partial, staticmethod, classmethod, property,
-                              types.MethodDescriptorType, types.WrapperDescriptorType))
+    return isinstance(
+        value,
+        (
+            types.FunctionType,
+            types.BuiltinFunctionType,
+            types.MethodType,
+            type,
+            types.ModuleType,
+            functools.partial,
+            staticmethod,
+            classmethod,
+            property,
+            types.MethodDescriptorType,
+            types.WrapperDescriptorType,
+        ),
+    )
 
 
 class Referee:
@@ -116,8 +183,16 @@ class Referee:
         np = sys.modules.get("numpy")
         self.np_errstate = np.geterr() if np is not None else {}
         keras = sys.modules.get("keras")
-        self.keras_config = (keras.config.floatx(), keras.config.epsilon(), keras.config.image_data_format(),
-                             keras.config.dtype_policy()) if keras is not None else None
+        self.keras_config = (
+            (
+                keras.config.floatx(),
+                keras.config.epsilon(),
+                keras.config.image_data_format(),
+                keras.config.dtype_policy(),
+            )
+            if keras is not None
+            else None
+        )
         self.user_ns: dict = {}
         self.snapshot_modules()
 
@@ -135,9 +210,13 @@ class Referee:
                     self.classes[id(value)] = (value, dict(value.__dict__))
         self.sys_modules = dict(sys.modules)
         # Keyword-only defaults live in a mutable dict (changing them in place is not audited).
-        self.kwdefaults = [(f, dict(f.__kwdefaults__)) for name, (m, snap) in self.mods.items()
-                           if name.split(".")[0] in ("dlcourse", "numpy") for f in snap.values()
-                           if type(f) is types.FunctionType and f.__kwdefaults__]
+        self.kwdefaults = [
+            (f, dict(f.__kwdefaults__))
+            for name, (m, snap) in self.mods.items()
+            if name.split(".")[0] in ("dlcourse", "numpy")
+            for f in snap.values()
+            if type(f) is types.FunctionType and f.__kwdefaults__
+        ]
         self.hot = [(name, m, snap) for name, (m, snap) in self.mods.items() if name.split(".")[0] in _HOT_MODULES]
 
     def _in_snapshot(self, func: types.FunctionType) -> bool:
@@ -165,8 +244,10 @@ class Referee:
             module = type.__dict__["__dict__"].__get__(value).get("__module__")
             if module == "__main__":
                 return True
-            return any(type(v) is types.FunctionType and not self._trusted_file(v.__code__.co_filename)
-                       for v in list(type.__dict__["__dict__"].__get__(value).values()))
+            return any(
+                type(v) is types.FunctionType and not self._trusted_file(v.__code__.co_filename)
+                for v in list(type.__dict__["__dict__"].__get__(value).values())
+            )
         if issubclass(t, functools.partial) and depth < 5:
             return t is not functools.partial or self._untrusted_code(functools.partial.func.__get__(value), depth + 1)
         if depth == 0 and t.__module__ == "__main__":
@@ -185,8 +266,12 @@ class Referee:
                 snap[key] = new
                 continue
             if _is_code(old):
-                if isinstance(old, types.ModuleType) and isinstance(new, types.ModuleType) and \
-                        sys.modules.get(getattr(new, "__name__", None)) is new and not quiet:
+                if (
+                    isinstance(old, types.ModuleType)
+                    and isinstance(new, types.ModuleType)
+                    and sys.modules.get(getattr(new, "__name__", None)) is new
+                    and not quiet
+                ):
                     snap[key] = new  # a lazy loader replaced by its module
                     continue
                 if quiet and not self._untrusted_code(new):
@@ -338,7 +423,11 @@ class Referee:
             self.findings.append("sys.excepthook replaced")
 
     def _trusted_file(self, filename: str) -> bool:
-        return filename.startswith(self.trusted) or filename == self.own_file or filename.startswith(("<frozen ", *_PLAN_CODE))
+        return (
+            filename.startswith(self.trusted)
+            or filename == self.own_file
+            or filename.startswith(("<frozen ", *_PLAN_CODE))
+        )
 
     def _protected_file(self, filename: str) -> bool:
         """The referee's own code and the plan's cells: frames whose locals hold the key or the tests."""
@@ -362,7 +451,9 @@ class Referee:
                         tb = tb.tb_next
                 else:
                     starts = [getattr(obj, name, None)]
-                    code = getattr(obj, "gi_code", None) or getattr(obj, "cr_code", None) or getattr(obj, "ag_code", None)
+                    code = (
+                        getattr(obj, "gi_code", None) or getattr(obj, "cr_code", None) or getattr(obj, "ag_code", None)
+                    )
                     if code is not None and self._protected_file(code.co_filename):
                         return True
             for frame in starts:
@@ -395,8 +486,12 @@ class Referee:
 
     def audit(self, event: str, args: tuple) -> None:
         if event == "dlcourse.test" or event == "dlcourse.check":
-            if threading.get_ident() == self.main_ident and not self.test_running and len(args) == 2 \
-                    and all(self.type(a) is str for a in args):
+            if (
+                threading.get_ident() == self.main_ident
+                and not self.test_running
+                and len(args) == 2
+                and all(self.type(a) is str for a in args)
+            ):
                 (self.run_test if event == "dlcourse.test" else self.run_check)(*args)
             return
         if getattr(self.local, "internal", False):
@@ -425,8 +520,11 @@ class Referee:
             return f"reading {args[1]}" if args[1] in _FRAME_ATTRS else None
         if event == "object.__setattr__" or event == "object.__delattr__":
             target = args[0]
-            if args[1] in _CODE_ATTRS and type(target) is types.FunctionType and (
-                    self._trusted_file(target.__code__.co_filename) or target.__module__ == "__referee__"):
+            if (
+                args[1] in _CODE_ATTRS
+                and type(target) is types.FunctionType
+                and (self._trusted_file(target.__code__.co_filename) or target.__module__ == "__referee__")
+            ):
                 with self.internal():
                     caller = sys._getframe(2).f_code.co_filename
                 if self._trusted_file(caller) and not self._in_snapshot(target):
@@ -439,14 +537,34 @@ class Referee:
             return "adding an audit hook"
         if event in ("gc.get_objects", "gc.get_referrers", "gc.get_referents"):
             return f"{event}()"
-        if event in ("ctypes.cdata", "ctypes.string_at", "ctypes.wstring_at", "ctypes.call_function",
-                     "ctypes.dlsym", "ctypes.dlsym/handle"):
+        if event in (
+            "ctypes.cdata",
+            "ctypes.string_at",
+            "ctypes.wstring_at",
+            "ctypes.call_function",
+            "ctypes.dlsym",
+            "ctypes.dlsym/handle",
+        ):
             return "raw memory access through ctypes"
-        if event in ("os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.exec", "os.system", "subprocess.Popen",
-                     "pty.spawn", "os.startfile"):
+        if event in (
+            "os.fork",
+            "os.forkpty",
+            "os.posix_spawn",
+            "os.spawn",
+            "os.exec",
+            "os.system",
+            "subprocess.Popen",
+            "pty.spawn",
+            "os.startfile",
+        ):
             return "starting a process"
-        if event == "open" and args and type(args[0]) is str and args[0].startswith("/proc/") and \
-                args[0].endswith(_PROC_MEM):
+        if (
+            event == "open"
+            and args
+            and type(args[0]) is str
+            and args[0].startswith("/proc/")
+            and args[0].endswith(_PROC_MEM)
+        ):
             return f"opening {args[0]}"
         if event in ("compile", "code.__new__"):
             filename = args[1]
@@ -509,8 +627,14 @@ class Referee:
                     self.check_threads()
                     tampered = self.findings[seen:]
                     if tampered and passed:
-                        passed, error = False, ["Tampering", "the grading machinery was changed while the test ran: "
-                                                + "; ".join(tampered[:5]), []]
+                        passed, error = (
+                            False,
+                            [
+                                "Tampering",
+                                "the grading machinery was changed while the test ran: " + "; ".join(tampered[:5]),
+                                [],
+                            ],
+                        )
                     self.export(made)
                     record.update(passed=passed, error=error, output=output)
         except KeyboardInterrupt:
@@ -597,8 +721,7 @@ class Referee:
         lock.acquire()
         with self.internal():
             code = self.compile(_wrap(tree, token), filename, "exec")
-        helpers = {"__referee_done__": done.add, "__referee_fail__": failed.append,
-                   "__referee_release__": lock.release}
+        helpers = {"__referee_done__": done.add, "__referee_fail__": failed.append, "__referee_release__": lock.release}
         before = dict(ns)
         ns.update(helpers)
         capture = _Capture()
@@ -628,8 +751,11 @@ class Referee:
             ns.pop(key, None)
         passed = token in done and not failed
         error = None if passed else self.describe(failed[0] if failed else None, grade_id)
-        made = {k: v for k, v in ns.items()
-                if before.get(k, _MISSING) is not v and not k.startswith("__") and k not in self.student_names}
+        made = {
+            k: v
+            for k, v in ns.items()
+            if before.get(k, _MISSING) is not v and not k.startswith("__") and k not in self.student_names
+        }
         return passed, error, capture.text(), made
 
     def describe(self, exc, grade_id: str | None) -> list:
@@ -708,7 +834,8 @@ def _wrap(tree: ast.Module, token: str) -> ast.Module:
         "    else:\n"
         f"        __referee_done__({token!r})\n"
         "finally:\n"
-        "    __referee_release__()\n")
+        "    __referee_release__()\n"
+    )
     wrapper.body[0].body[0].body = tree.body or [ast.Pass()]
     return ast.fix_missing_locations(wrapper)
 
@@ -774,14 +901,20 @@ _BUILTIN_ERRORS = tuple(v for v in vars(builtins).values() if isinstance(v, type
 # test: whatever it (or a library it calls) finds by walking frames is its own. The runner is
 # compiled under a name of its own so that it is not a protected frame; it holds nothing secret.
 _RUNNER = {}
-exec(compile(
-    "def run(target, args, kwargs, box, release):\n"
-    "    try:\n"
-    "        box.append((True, target(*args, **kwargs)))\n"
-    "    except BaseException as exc:\n"
-    "        box.append((False, exc))\n"
-    "    finally:\n"
-    "        release()\n", "<barrier>", "exec"), _RUNNER)
+exec(
+    compile(
+        "def run(target, args, kwargs, box, release):\n"
+        "    try:\n"
+        "        box.append((True, target(*args, **kwargs)))\n"
+        "    except BaseException as exc:\n"
+        "        box.append((False, exc))\n"
+        "    finally:\n"
+        "        release()\n",
+        "<barrier>",
+        "exec",
+    ),
+    _RUNNER,
+)
 
 
 def _call_apart(referee: Referee, target, args: tuple, kwargs: dict):
@@ -860,8 +993,10 @@ def _copy_arg(name: str, value):
         clone.set_weights(value.get_weights())
         return clone
     if t is types.FunctionType or t is types.MethodType:
-        raise TypeError(f"a test passes a Python function to {name}: pass NumPy or builtin functions "
-                        "(or functools.partial of them), whose globals expose nothing")
+        raise TypeError(
+            f"a test passes a Python function to {name}: pass NumPy or builtin functions "
+            "(or functools.partial of them), whose globals expose nothing"
+        )
     if t is functools.partial:
         _copy_arg(name, value.func)
     return value
@@ -884,7 +1019,9 @@ def _plain(referee: Referee, value, name: str, depth: int = 0):
         if issubclass(t, np.ndarray):
             array = np.array(value, copy=True, subok=False)
             if array.dtype.kind not in "biufc":
-                raise TypeError(f"{name} returned an array of dtype {array.dtype}: the grader reads numeric arrays only")
+                raise TypeError(
+                    f"{name} returned an array of dtype {array.dtype}: the grader reads numeric arrays only"
+                )
             return array
     if issubclass(t, bool):
         return bool(int.__index__(value))
@@ -895,8 +1032,9 @@ def _plain(referee: Referee, value, name: str, depth: int = 0):
     if issubclass(t, str):
         return str.__str__(value)
     module, tname = t.__module__, t.__name__
-    if (module.startswith("tensorflow") and tname in ("EagerTensor", "ResourceVariable")) or \
-            (module.startswith("keras") and tname == "Variable"):
+    if (module.startswith("tensorflow") and tname in ("EagerTensor", "ResourceVariable")) or (
+        module.startswith("keras") and tname == "Variable"
+    ):
         return _plain(referee, np.asarray(value), name, depth + 1)
     if issubclass(t, tuple):
         return tuple(_plain(referee, v, name, depth + 1) for v in tuple.__iter__(value))
@@ -907,8 +1045,10 @@ def _plain(referee: Referee, value, name: str, depth: int = 0):
     keras = sys.modules.get("keras")
     if keras is not None and issubclass(t, keras.Model):
         return _rebuild_model(referee, value, name)
-    raise TypeError(f"{name} returned a {type.__dict__['__name__'].__get__(t)}, which the grader cannot read: "
-                    "return numbers, strings, NumPy arrays, lists/tuples/dicts of them, or a Keras model")
+    raise TypeError(
+        f"{name} returned a {type.__dict__['__name__'].__get__(t)}, which the grader cannot read: "
+        "return numbers, strings, NumPy arrays, lists/tuples/dicts of them, or a Keras model"
+    )
 
 
 def _json_only(value, depth=0):
@@ -933,12 +1073,16 @@ def _rebuild_model(referee: Referee, model, name: str):
         config = _json_only(keras.saving.serialize_keras_object(model))
         rebuilt = keras.saving.deserialize_keras_object(config, safe_mode=True)
     except Exception as exc:
-        raise TypeError(f"{name} returned a model the grader cannot rebuild from its config ({type(exc).__name__}: "
-                        f"{str(exc)[:200]}): use keras.Sequential or the functional API with Keras's built-in layers") from None
+        raise TypeError(
+            f"{name} returned a model the grader cannot rebuild from its config ({type(exc).__name__}: "
+            f"{str(exc)[:200]}): use keras.Sequential or the functional API with Keras's built-in layers"
+        ) from None
     for layer in _all_layers(rebuilt):
         cls = type(layer)
         if not cls.__module__.startswith("keras.src."):
-            raise TypeError(f"{name} returned a model with a {cls.__name__} layer: only Keras's built-in layers are graded")
+            raise TypeError(
+                f"{name} returned a model with a {cls.__name__} layer: only Keras's built-in layers are graded"
+            )
     weights = [_plain(referee, w, name) for w in model.get_weights()]
     rebuilt.set_weights(weights)
     if getattr(model, "compiled", False):
@@ -947,7 +1091,9 @@ def _rebuild_model(referee: Referee, model, name: str):
             if compile_config:
                 rebuilt.compile_from_config(compile_config)
         except Exception as exc:
-            raise TypeError(f"{name}: the grader cannot rebuild the model's compile settings ({str(exc)[:200]})") from None
+            raise TypeError(
+                f"{name}: the grader cannot rebuild the model's compile settings ({str(exc)[:200]})"
+            ) from None
     return rebuilt
 
 

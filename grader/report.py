@@ -93,11 +93,23 @@ def load(out: Path) -> ClassResults:
         for timing in rec.get("timings", {}).values():
             for phase in ("cells", "tests", "checks"):
                 phases[phase] = phases.get(phase, 0.0) + float(timing.get(phase, 0.0))
-        students.append(Student(
-            row["student_id"], row.get("name", ""), row.get("lms", ""), row.get("lms_user_id", ""),
-            _number(row["score"]), row.get("status", ""), {c: _number(row.get(c)) for c in cells},
-            rec.get("graded", row.get("status", "").startswith("graded")), rec.get("review", []),
-            rec.get("problems", []), rec.get("failures", {}), rec.get("seconds"), phases))
+        students.append(
+            Student(
+                row["student_id"],
+                row.get("name", ""),
+                row.get("lms", ""),
+                row.get("lms_user_id", ""),
+                _number(row["score"]),
+                row.get("status", ""),
+                {c: _number(row.get(c)) for c in cells},
+                rec.get("graded", row.get("status", "").startswith("graded")),
+                rec.get("review", []),
+                rec.get("problems", []),
+                rec.get("failures", {}),
+                rec.get("seconds"),
+                phases,
+            )
+        )
     max_score = _number(rows[0].get("max_score"), sum(points.get(c, 0.0) for c in cells))
     # Without records a cell's points are the most any student got (a lower bound).
     cell_points = {c: points.get(c, max([s.scores[c] for s in students] + [0.0])) for c in cells}
@@ -105,6 +117,7 @@ def load(out: Path) -> ClassResults:
 
 
 # -- numbers -----------------------------------------------------------------------------------
+
 
 def cell_outcomes(klass: ClassResults) -> dict[str, dict[str, int]]:
     """Per test cell: how many graded submissions earned its full points, part of them, or none."""
@@ -134,8 +147,11 @@ def failure_groups(klass: ClassResults, gid: str) -> list[tuple[int, str, list[S
         message = s.failures.get(gid)
         if not message:
             deleted = f"deleted test cell {gid}" in s.status
-            message = "the test cell was deleted from the notebook" if deleted else (
-                "partly passed" if s.scores.get(gid, 0.0) > 0 else "no message recorded")
+            message = (
+                "the test cell was deleted from the notebook"
+                if deleted
+                else ("partly passed" if s.scores.get(gid, 0.0) > 0 else "no message recorded")
+            )
         groups.setdefault(pattern(message), []).append((message, s))
     ranked = []
     for members in groups.values():
@@ -146,6 +162,7 @@ def failure_groups(klass: ClassResults, gid: str) -> list[tuple[int, str, list[S
 
 # -- charts ------------------------------------------------------------------------------------
 
+
 def _svg(fig, salt: str) -> str:
     import matplotlib
 
@@ -153,7 +170,7 @@ def _svg(fig, salt: str) -> str:
     with matplotlib.rc_context({"svg.hashsalt": salt, "svg.fonttype": "path"}):
         fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
     text = buf.getvalue()
-    return text[text.index("<svg"):]
+    return text[text.index("<svg") :]
 
 
 def _figure(width: float, height: float):
@@ -247,7 +264,7 @@ def _e(value) -> str:
 
 
 def _lines(notes: list[str], shown: int = 8) -> str:
-    more = f"<br><span class=\"muted\">and {len(notes) - shown} more</span>" if len(notes) > shown else ""
+    more = f'<br><span class="muted">and {len(notes) - shown} more</span>' if len(notes) > shown else ""
     return "<br>".join(_e(n) for n in notes[:shown]) + more
 
 
@@ -266,9 +283,15 @@ def _names(students: list[Student]) -> str:
 
 
 def _table(headers: list[str], rows: list[list[str]], numeric: set[int] = frozenset(), cls: str = "") -> str:
-    head = "".join(f'<th class="num">{_e(h)}</th>' if i in numeric else f"<th>{_e(h)}</th>" for i, h in enumerate(headers))
-    body = "".join("<tr>" + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>"
-                                    for i, c in enumerate(r)) + "</tr>" for r in rows)
+    head = "".join(
+        f'<th class="num">{_e(h)}</th>' if i in numeric else f"<th>{_e(h)}</th>" for i, h in enumerate(headers)
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(r))
+        + "</tr>"
+        for r in rows
+    )
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
@@ -280,17 +303,28 @@ def render(klass: ClassResults, generated: datetime | None = None) -> str:
     full = sum(1 for s in students if klass.max_score and s.score >= klass.max_score)
     review = [s for s in students if s.review]
     troubled = [s for s in students if not s.graded or s.problems]
-    parts = [f"<header><h1>{_e(klass.assignment)}: class report</h1>",
-             f'<p class="meta">{len(students)} submission(s), graded out of {klass.max_score:g} points. '
-             f"Written {_e(generated.strftime('%Y-%m-%d %H:%M %Z'))} from grades.csv"
-             f"{' and results.jsonl' if klass.has_records else ' (no results.jsonl: no failure messages or timings)'}."
-             "</p></header>"]
-    parts.append('<section class="cards">' + "".join([
-        _card(len(students), "submissions"), _card(len(graded), "graded"),
-        _card(f"{statistics.fmean(scores):.1f}" if scores else "-", "mean score"),
-        _card(f"{statistics.median(scores):g}" if scores else "-", "median score"),
-        _card(full, "full marks"), _card(len(review), "to review"),
-        _card(len(troubled), "with problems")]) + "</section>")
+    parts = [
+        f"<header><h1>{_e(klass.assignment)}: class report</h1>",
+        f'<p class="meta">{len(students)} submission(s), graded out of {klass.max_score:g} points. '
+        f"Written {_e(generated.strftime('%Y-%m-%d %H:%M %Z'))} from grades.csv"
+        f"{' and results.jsonl' if klass.has_records else ' (no results.jsonl: no failure messages or timings)'}."
+        "</p></header>",
+    ]
+    parts.append(
+        '<section class="cards">'
+        + "".join(
+            [
+                _card(len(students), "submissions"),
+                _card(len(graded), "graded"),
+                _card(f"{statistics.fmean(scores):.1f}" if scores else "-", "mean score"),
+                _card(f"{statistics.median(scores):g}" if scores else "-", "median score"),
+                _card(full, "full marks"),
+                _card(len(review), "to review"),
+                _card(len(troubled), "with problems"),
+            ]
+        )
+        + "</section>"
+    )
 
     parts.append("<section><h2>Scores</h2>" + score_chart(klass) + "</section>")
 
@@ -300,18 +334,30 @@ def render(klass: ClassResults, generated: datetime | None = None) -> str:
         o = outcomes[gid]
         n = max(len(graded), 1)
         mean = statistics.fmean([s.scores.get(gid, 0.0) for s in graded]) if graded else 0.0
-        rows.append([f"<code>{_e(gid)}</code>", f"{points:g}", f"{o['full']} ({100 * o['full'] / n:.0f}%)",
-                     str(o["partial"]), str(o["failed"]), f"{mean:.2f}"])
-    parts.append("<section><h2>Test cells</h2>"
-                 f'<p class="muted">Each test cell of the lesson, in the notebook\'s order: the share of the '
-                 f"{len(graded)} graded submissions that earned all, some or none of its points.</p>"
-                 + pass_rate_chart(klass)
-                 + _table(["test cell", "points", "all points", "some", "none", "mean points"], rows, {1, 2, 3, 4, 5})
-                 + "</section>")
+        rows.append(
+            [
+                f"<code>{_e(gid)}</code>",
+                f"{points:g}",
+                f"{o['full']} ({100 * o['full'] / n:.0f}%)",
+                str(o["partial"]),
+                str(o["failed"]),
+                f"{mean:.2f}",
+            ]
+        )
+    parts.append(
+        "<section><h2>Test cells</h2>"
+        f'<p class="muted">Each test cell of the lesson, in the notebook\'s order: the share of the '
+        f"{len(graded)} graded submissions that earned all, some or none of its points.</p>"
+        + pass_rate_chart(klass)
+        + _table(["test cell", "points", "all points", "some", "none", "mean points"], rows, {1, 2, 3, 4, 5})
+        + "</section>"
+    )
 
-    parts.append("<section><h2>Why tests failed</h2>"
-                 '<p class="muted">The failure messages of each test cell as the students saw them, most frequent '
-                 "first; messages that differ only in their numbers are counted together (one wording shown).</p>")
+    parts.append(
+        "<section><h2>Why tests failed</h2>"
+        '<p class="muted">The failure messages of each test cell as the students saw them, most frequent '
+        "first; messages that differ only in their numbers are counted together (one wording shown).</p>"
+    )
     any_failure = False
     for gid, points in klass.cells.items():
         groups = failure_groups(klass, gid)
@@ -319,14 +365,26 @@ def render(klass: ClassResults, generated: datetime | None = None) -> str:
             continue
         any_failure = True
         failed = sum(g[0] for g in groups)
-        rows = [[str(count), f'<span class="msg">{_e(wording)}</span>' + (
-                    ' <span class="muted">(left as handed out)</span>' if wording.startswith("NotImplementedError") else ""),
-                 f'<span class="who">{_names(who)}</span>'] for count, wording, who in groups[:MESSAGES_PER_CELL]]
+        rows = [
+            [
+                str(count),
+                f'<span class="msg">{_e(wording)}</span>'
+                + (
+                    ' <span class="muted">(left as handed out)</span>'
+                    if wording.startswith("NotImplementedError")
+                    else ""
+                ),
+                f'<span class="who">{_names(who)}</span>',
+            ]
+            for count, wording, who in groups[:MESSAGES_PER_CELL]
+        ]
         rest = groups[MESSAGES_PER_CELL:]
         if rest:
             rows.append([str(sum(g[0] for g in rest)), f'<span class="muted">{len(rest)} other message(s)</span>', ""])
-        parts.append(f"<h3><code>{_e(gid)}</code> ({_points(points)}): {failed} of {len(graded)} without all points</h3>"
-                     + _table(["students", "message", "who"], rows, {0}, cls="fail"))
+        parts.append(
+            f"<h3><code>{_e(gid)}</code> ({_points(points)}): {failed} of {len(graded)} without all points</h3>"
+            + _table(["students", "message", "who"], rows, {0}, cls="fail")
+        )
     if not graded:
         parts.append('<p class="bad">No submission could be graded: see "Needs a look".</p>')
     elif not any_failure:
@@ -335,17 +393,32 @@ def render(klass: ClassResults, generated: datetime | None = None) -> str:
 
     parts.append("<section><h2>Needs a look</h2>")
     if review:
-        parts.append("<h3>Flagged for review</h3>"
-                     '<p class="muted">Code that reached into the grading machinery. It never earns points, '
-                     "but it is worth a conversation.</p>"
-                     + _table(["student", "score", "what"], [
-                         [_e(s.label), f"{s.score:g}", _lines(list(dict.fromkeys(s.review)))]
-                         for s in review], {1}))
+        parts.append(
+            "<h3>Flagged for review</h3>"
+            '<p class="muted">Code that reached into the grading machinery. It never earns points, '
+            "but it is worth a conversation.</p>"
+            + _table(
+                ["student", "score", "what"],
+                [[_e(s.label), f"{s.score:g}", _lines(list(dict.fromkeys(s.review)))] for s in review],
+                {1},
+            )
+        )
     if troubled:
-        parts.append("<h3>Not graded, or graded with problems</h3>"
-                     + _table(["student", "score", "status"], [
-                         [_e(s.label), f"{s.score:g}", f'<span class="{"bad" if not s.graded else ""}">{_e(s.status)}</span>']
-                         for s in troubled], {1}))
+        parts.append(
+            "<h3>Not graded, or graded with problems</h3>"
+            + _table(
+                ["student", "score", "status"],
+                [
+                    [
+                        _e(s.label),
+                        f"{s.score:g}",
+                        f'<span class="{"bad" if not s.graded else ""}">{_e(s.status)}</span>',
+                    ]
+                    for s in troubled
+                ],
+                {1},
+            )
+        )
     if not review and not troubled:
         parts.append('<p class="ok">Nothing: every submission was graded without problems or review notes.</p>')
     parts.append("</section>")
@@ -354,31 +427,57 @@ def render(klass: ClassResults, generated: datetime | None = None) -> str:
     parts.append("<section><h2>Time per submission</h2>")
     if timed:
         total = sum(s.seconds for s in timed)
-        parts.append(f'<p class="muted">{total / 60:.1f} minutes of grading summed over the submissions (the jobs '
-                     f"ran side by side); median {statistics.median(s.seconds for s in timed):.0f} s per submission. "
-                     "Besides the total, the table splits out the student's cells, the test cells (run by the referee) "
-                     "and the checks after each student cell; the rest is nbgrader starting and writing feedback.</p>"
-                     + time_chart(klass))
-        rows = [[_e(s.label), f"{s.seconds:.0f}", f"{s.phases.get('cells', 0):.1f}", f"{s.phases.get('tests', 0):.1f}",
-                 f"{s.phases.get('checks', 0):.1f}", f"{s.score:g}", _e(s.status)] for s in timed]
+        parts.append(
+            f'<p class="muted">{total / 60:.1f} minutes of grading summed over the submissions (the jobs '
+            f"ran side by side); median {statistics.median(s.seconds for s in timed):.0f} s per submission. "
+            "Besides the total, the table splits out the student's cells, the test cells (run by the referee) "
+            "and the checks after each student cell; the rest is nbgrader starting and writing feedback.</p>"
+            + time_chart(klass)
+        )
+        rows = [
+            [
+                _e(s.label),
+                f"{s.seconds:.0f}",
+                f"{s.phases.get('cells', 0):.1f}",
+                f"{s.phases.get('tests', 0):.1f}",
+                f"{s.phases.get('checks', 0):.1f}",
+                f"{s.score:g}",
+                _e(s.status),
+            ]
+            for s in timed
+        ]
         table = _table(["student", "seconds", "cells", "tests", "checks", "score", "status"], rows, {1, 2, 3, 4, 5})
-        parts.append(table if len(rows) <= 25 else
-                     f"<details><summary>every submission, slowest first ({len(rows)})</summary>{table}</details>")
+        parts.append(
+            table
+            if len(rows) <= 25
+            else f"<details><summary>every submission, slowest first ({len(rows)})</summary>{table}</details>"
+        )
     else:
         parts.append('<p class="muted">No timings (results.jsonl is missing).</p>')
     parts.append("</section>")
 
-    rows = [[_e(s.name), _e(s.lms_user_id), f"{s.score:g}",
-             *[f"{s.scores.get(g, 0.0):g}" for g in klass.cells], _e(s.status)]
-            for s in sorted(students, key=lambda s: (s.name.casefold(), s.student_id))]
+    rows = [
+        [
+            _e(s.name),
+            _e(s.lms_user_id),
+            f"{s.score:g}",
+            *[f"{s.scores.get(g, 0.0):g}" for g in klass.cells],
+            _e(s.status),
+        ]
+        for s in sorted(students, key=lambda s: (s.name.casefold(), s.student_id))
+    ]
     table = _table(["name", "LMS id", "score", *klass.cells, "status"], rows, set(range(2, 3 + len(klass.cells))))
-    parts.append(f"<section><h2>Every submission</h2><details><summary>the grades as in grades.csv "
-                 f"({len(rows)} rows)</summary>{table}</details></section>")
+    parts.append(
+        f"<section><h2>Every submission</h2><details><summary>the grades as in grades.csv "
+        f"({len(rows)} rows)</summary>{table}</details></section>"
+    )
     body = "\n".join(parts)
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{_e(klass.assignment)}: class report</title><style>{STYLE}</style></head>\n"
-            f"<body>\n{body}\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(klass.assignment)}: class report</title><style>{STYLE}</style></head>\n"
+        f"<body>\n{body}\n</body></html>\n"
+    )
 
 
 def write(out: Path, dest: Path | None = None) -> Path:

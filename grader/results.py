@@ -34,28 +34,57 @@ def uncell(text: str) -> str:
 
 
 def header(settings: Settings) -> list[str]:
-    return ["student_id", "name", "lms", "lms_user_id", "assignment", "score", "max_score", *settings.grade_ids,
-            "status"]
+    return [
+        "student_id",
+        "name",
+        "lms",
+        "lms_user_id",
+        "assignment",
+        "score",
+        "max_score",
+        *settings.grade_ids,
+        "status",
+    ]
 
 
 def row(result: Result, settings: Settings, identity: Identity | None = None) -> list[str]:
-    return [cell(result.student_id), cell(result.name), identity.lms if identity else "",
-            cell(identity.user_id) if identity else "", cell(settings.assignment), cell(float(result.score)),
-            cell(float(settings.max_score)), *[cell(float(result.scores.get(g, 0.0))) for g in settings.grade_ids],
-            cell(result.status)]
+    return [
+        cell(result.student_id),
+        cell(result.name),
+        identity.lms if identity else "",
+        cell(identity.user_id) if identity else "",
+        cell(settings.assignment),
+        cell(float(result.score)),
+        cell(float(settings.max_score)),
+        *[cell(float(result.scores.get(g, 0.0))) for g in settings.grade_ids],
+        cell(result.status),
+    ]
 
 
 def record(result: Result, settings: Settings, identity: Identity | None = None) -> dict:
     """One line of results.jsonl: the student's whole outcome as plain data."""
     points = {g: p for nb in settings.max_scores.values() for g, p in nb.items()}
     return {
-        "student_id": result.student_id, "name": result.name, "assignment": settings.assignment,
-        "lms": identity.lms if identity else "", "lms_user_id": identity.user_id if identity else "",
-        "lms_late": bool(identity and identity.late), "lms_files": dict(identity.file_ids) if identity else {},
-        "score": result.score, "max_score": settings.max_score, "scores": result.scores, "points": points,
-        "graded": result.graded, "status": result.status, "problems": result.problems, "review": result.review,
-        "notes": result.notes, "failures": result.failures, "seconds": round(result.seconds, 2),
-        "timings": result.timings, "feedback": sorted(Path(n).name for n in result.feedback),
+        "student_id": result.student_id,
+        "name": result.name,
+        "assignment": settings.assignment,
+        "lms": identity.lms if identity else "",
+        "lms_user_id": identity.user_id if identity else "",
+        "lms_late": bool(identity and identity.late),
+        "lms_files": dict(identity.file_ids) if identity else {},
+        "score": result.score,
+        "max_score": settings.max_score,
+        "scores": result.scores,
+        "points": points,
+        "graded": result.graded,
+        "status": result.status,
+        "problems": result.problems,
+        "review": result.review,
+        "notes": result.notes,
+        "failures": result.failures,
+        "seconds": round(result.seconds, 2),
+        "timings": result.timings,
+        "feedback": sorted(Path(n).name for n in result.feedback),
     }
 
 
@@ -110,11 +139,14 @@ class Publisher:
                 w.writerow(row(r, self.settings, self.identities.get(r.student_id)))
         with open(self.jsonl, "w", encoding="utf-8") as f:
             for r in results:
-                f.write(json.dumps(record(r, self.settings, self.identities.get(r.student_id)), ensure_ascii=False) + "\n")
+                f.write(
+                    json.dumps(record(r, self.settings, self.identities.get(r.student_id)), ensure_ascii=False) + "\n"
+                )
 
 
-def write_manifest(path: Path, subs: list[Submission], archive: Path | None = None,
-                   archive_digest: str | None = None) -> bool:
+def write_manifest(
+    path: Path, subs: list[Submission], archive: Path | None = None, archive_digest: str | None = None
+) -> bool:
     """Each submitted file's SHA-256 before grading, and whether it still matches (it must)."""
     unchanged = True
     with open(path, "w", newline="", encoding="utf-8") as f:

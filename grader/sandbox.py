@@ -46,11 +46,38 @@ def isolation() -> str | None:
     bwrap = shutil.which("bwrap")
     if not bwrap:
         return "bubblewrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
-    probe = subprocess.run([bwrap, "--unshare-all", "--unshare-user", "--uid", "65534", "--cap-drop", "ALL",
-                            "--die-with-parent", "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib",
-                            "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin", "/bin",
-                            "--size", "1048576", "--tmpfs", "/tmp", "--", "/bin/true"],
-                           capture_output=True, text=True)
+    probe = subprocess.run(
+        [
+            bwrap,
+            "--unshare-all",
+            "--unshare-user",
+            "--uid",
+            "65534",
+            "--cap-drop",
+            "ALL",
+            "--die-with-parent",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+            "--symlink",
+            "usr/lib",
+            "/lib",
+            "--symlink",
+            "usr/lib64",
+            "/lib64",
+            "--symlink",
+            "usr/bin",
+            "/bin",
+            "--size",
+            "1048576",
+            "--tmpfs",
+            "/tmp",
+            "--",
+            "/bin/true",
+        ],
+        capture_output=True,
+        text=True,
+    )
     if probe.returncode != 0:
         return f"bubblewrap cannot create namespaces here: {probe.stderr.strip()[:200]}"
     return None
@@ -78,46 +105,78 @@ def memory_cgroup_available() -> bool:
         return False
     v1 = Path("/sys/fs/cgroup/memory")
     v2 = Path("/sys/fs/cgroup/cgroup.controllers")
-    return (v1 / "cgroup.procs").exists() and os.access(v1, os.W_OK) or (
-        v2.exists() and "memory" in v2.read_text().split() and os.access(v2.parent, os.W_OK))
+    return (
+        (v1 / "cgroup.procs").exists()
+        and os.access(v1, os.W_OK)
+        or (v2.exists() and "memory" in v2.read_text().split() and os.access(v2.parent, os.W_OK))
+    )
 
 
 def kernelspec(folder: Path) -> Path:
     """Write the sandbox kernelspec under ``folder/kernels/`` (put ``folder`` on JUPYTER_PATH)."""
     spec = folder / "kernels" / KERNEL_NAME
     spec.mkdir(parents=True, exist_ok=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-I", str(LAUNCHER), "{connection_file}"],
-        "display_name": "Python 3 (dlcourse grading sandbox)",
-        "language": "python",
-        "interrupt_mode": "message",  # a signal to bwrap would not reach the kernel inside
-    }, indent=1))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-I", str(LAUNCHER), "{connection_file}"],
+                "display_name": "Python 3 (dlcourse grading sandbox)",
+                "language": "python",
+                "interrupt_mode": "message",  # a signal to bwrap would not reach the kernel inside
+            },
+            indent=1,
+        )
+    )
     return spec
 
 
 def readable_paths() -> list[str]:
     """What the kernel may read besides /usr: the Python install, the venv, the course's package and data."""
-    paths = {str(Path(sys.base_prefix).resolve()), str(Path(sys.prefix)), str(Path(sys.prefix).resolve()),
-             str(ROOT / "dlcourse"), str(ROOT / "data"), str(REFEREE)}
+    paths = {
+        str(Path(sys.base_prefix).resolve()),
+        str(Path(sys.prefix)),
+        str(Path(sys.prefix).resolve()),
+        str(ROOT / "dlcourse"),
+        str(ROOT / "data"),
+        str(REFEREE),
+    }
     return sorted(paths)
 
 
 def trusted_paths() -> list[str]:
     """Where library code lives: frames from anywhere else are the student's (see grader/referee.py)."""
-    return sorted({str(Path(sys.base_prefix).resolve()), str(Path(sys.prefix).resolve()), str(Path(sys.prefix)),
-                   str(ROOT / "dlcourse")})
+    return sorted(
+        {
+            str(Path(sys.base_prefix).resolve()),
+            str(Path(sys.prefix).resolve()),
+            str(Path(sys.prefix)),
+            str(ROOT / "dlcourse"),
+        }
+    )
 
 
-def settings(limits: Limits, runtime: Path, isolate: bool, files: dict[str, Path] | None = None,
-             mounts: dict[str, Path] | None = None, withheld: dict[str, Path] | None = None) -> dict[str, str]:
+def settings(
+    limits: Limits,
+    runtime: Path,
+    isolate: bool,
+    files: dict[str, Path] | None = None,
+    mounts: dict[str, Path] | None = None,
+    withheld: dict[str, Path] | None = None,
+) -> dict[str, str]:
     """Environment entries that tell the launcher its limits, folders and files.
 
     ``mounts`` replace folders inside the sandbox (the grading copy of ``data/``); ``withheld``
     names the real files the referee alone receives (through memory files, not the file system).
     """
     value = {
-        "limits": asdict(limits), "runtime": str(runtime), "isolate": isolate, "python": sys.executable,
-        "root": str(ROOT), "referee": str(REFEREE), "readable": readable_paths(), "trusted": trusted_paths(),
+        "limits": asdict(limits),
+        "runtime": str(runtime),
+        "isolate": isolate,
+        "python": sys.executable,
+        "root": str(ROOT),
+        "referee": str(REFEREE),
+        "readable": readable_paths(),
+        "trusted": trusted_paths(),
         "files": {name: str(path) for name, path in (files or {}).items()},
         "mounts": {target: str(source) for target, source in (mounts or {}).items()},
         "withheld": {name: str(path) for name, path in (withheld or {}).items()},
@@ -137,8 +196,10 @@ def remove_stale_cgroups() -> None:
 
 def oom_killed(pid: int) -> bool:
     """Whether the memory cgroup of the kernel started as ``pid`` saw the OOM killer act."""
-    for path in (Path(f"/sys/fs/cgroup/memory/dlcourse-grader-{pid}/memory.oom_control"),
-                 Path(f"/sys/fs/cgroup/dlcourse-grader-{pid}/memory.events")):
+    for path in (
+        Path(f"/sys/fs/cgroup/memory/dlcourse-grader-{pid}/memory.oom_control"),
+        Path(f"/sys/fs/cgroup/dlcourse-grader-{pid}/memory.events"),
+    ):
         try:
             for line in path.read_text().splitlines():
                 key, _, value = line.partition(" ")

@@ -11,27 +11,79 @@ import ast
 
 # Attributes of IPython's shell and of Python's runtime that an exercise never needs.
 MACHINERY_ATTRS = {
-    "input_transformers_cleanup": "IPython's input transformers", "input_transformers_post": "IPython's input transformers",
-    "ast_transformers": "IPython's AST transformers", "run_cell": "IPython's cell runner",
-    "run_cell_async": "IPython's cell runner", "run_ast_nodes": "IPython's cell runner", "run_code": "IPython's cell runner",
-    "transform_cell": "IPython's cell runner", "showtraceback": "IPython's traceback display",
-    "set_custom_exc": "IPython's exception handler", "custom_exceptions": "IPython's exception handler",
-    "do_execute": "the kernel's execute handler", "execute_request": "the kernel's execute handler",
-    "settrace": "a trace function", "setprofile": "a profile function", "_getframe": "call frames",
-    "f_back": "call frames", "f_locals": "call frames", "f_globals": "call frames", "tb_frame": "call frames",
-    "gi_frame": "call frames", "__code__": "a function's code", "__closure__": "a function's closure",
-    "cell_contents": "a function's closure", "__kwdefaults__": "a function's defaults",
-    "addaudithook": "an audit hook", "_current_frames": "call frames", "get_referrers": "the garbage collector",
-    "get_objects": "the garbage collector", "get_referents": "the garbage collector",
-    "register_callback": "the interpreter's monitoring", "use_tool_id": "the interpreter's monitoring",
+    "input_transformers_cleanup": "IPython's input transformers",
+    "input_transformers_post": "IPython's input transformers",
+    "ast_transformers": "IPython's AST transformers",
+    "run_cell": "IPython's cell runner",
+    "run_cell_async": "IPython's cell runner",
+    "run_ast_nodes": "IPython's cell runner",
+    "run_code": "IPython's cell runner",
+    "transform_cell": "IPython's cell runner",
+    "showtraceback": "IPython's traceback display",
+    "set_custom_exc": "IPython's exception handler",
+    "custom_exceptions": "IPython's exception handler",
+    "do_execute": "the kernel's execute handler",
+    "execute_request": "the kernel's execute handler",
+    "settrace": "a trace function",
+    "setprofile": "a profile function",
+    "_getframe": "call frames",
+    "f_back": "call frames",
+    "f_locals": "call frames",
+    "f_globals": "call frames",
+    "tb_frame": "call frames",
+    "gi_frame": "call frames",
+    "__code__": "a function's code",
+    "__closure__": "a function's closure",
+    "cell_contents": "a function's closure",
+    "__kwdefaults__": "a function's defaults",
+    "addaudithook": "an audit hook",
+    "_current_frames": "call frames",
+    "get_referrers": "the garbage collector",
+    "get_objects": "the garbage collector",
+    "get_referents": "the garbage collector",
+    "register_callback": "the interpreter's monitoring",
+    "use_tool_id": "the interpreter's monitoring",
 }
-GUARDED_MODULES = {"builtins", "__builtins__", "numpy", "np", "dlcourse", "dlc", "checks", "testing", "keras",
-                   "tensorflow", "tf", "sys", "math", "IPython", "ipykernel", "grader"}
-SUSPECT_IMPORTS = {"ctypes": "raw memory access (ctypes)", "gc": "the garbage collector", "grader": "the grader's own code",
-                   "inspect": "call frames (inspect)", "ipykernel": "the kernel's internals", "_thread": "low-level threads",
-                   "pdb": "a debugger", "bdb": "a debugger", "trace": "a trace function", "dis": "bytecode"}
-ALWAYS_EQUAL = {"__eq__", "__ne__", "__bool__", "__array__", "__array_ufunc__", "__array_function__",
-                "__instancecheck__", "__subclasscheck__"}
+GUARDED_MODULES = {
+    "builtins",
+    "__builtins__",
+    "numpy",
+    "np",
+    "dlcourse",
+    "dlc",
+    "checks",
+    "testing",
+    "keras",
+    "tensorflow",
+    "tf",
+    "sys",
+    "math",
+    "IPython",
+    "ipykernel",
+    "grader",
+}
+SUSPECT_IMPORTS = {
+    "ctypes": "raw memory access (ctypes)",
+    "gc": "the garbage collector",
+    "grader": "the grader's own code",
+    "inspect": "call frames (inspect)",
+    "ipykernel": "the kernel's internals",
+    "_thread": "low-level threads",
+    "pdb": "a debugger",
+    "bdb": "a debugger",
+    "trace": "a trace function",
+    "dis": "bytecode",
+}
+ALWAYS_EQUAL = {
+    "__eq__",
+    "__ne__",
+    "__bool__",
+    "__array__",
+    "__array_ufunc__",
+    "__array_function__",
+    "__instancecheck__",
+    "__subclasscheck__",
+}
 
 
 def findings_in(source: str, label: str) -> list[str]:
@@ -59,7 +111,11 @@ def findings_in(source: str, label: str) -> list[str]:
                 top = name.split(".")[0]
                 if top in SUSPECT_IMPORTS:
                     note(f"imports {SUSPECT_IMPORTS[top]}")
-                if name in ("numpy.testing", "dlcourse.checks") and isinstance(node, ast.ImportFrom) and node.level == 0:
+                if (
+                    name in ("numpy.testing", "dlcourse.checks")
+                    and isinstance(node, ast.ImportFrom)
+                    and node.level == 0
+                ):
                     pass
         elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
             targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
@@ -74,7 +130,9 @@ def findings_in(source: str, label: str) -> list[str]:
             note("registers an IPython event callback")
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in ALWAYS_EQUAL:
             note(f"defines {node.name} (an object that can answer any comparison)")
-        elif isinstance(node, ast.Name) and node.id in ("__builtins__", "get_ipython") and isinstance(node.ctx, ast.Load):
+        elif (
+            isinstance(node, ast.Name) and node.id in ("__builtins__", "get_ipython") and isinstance(node.ctx, ast.Load)
+        ):
             if node.id == "__builtins__":
                 note("reaches __builtins__")
     return list(found)
@@ -95,8 +153,14 @@ def _parse(source: str) -> ast.AST | None:
 
 def _root_name(node: ast.AST) -> str | None:
     while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("__import__", "import_module") \
-                and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("__import__", "import_module")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             return node.args[0].value.split(".")[0]
         node = node.value if not isinstance(node, ast.Call) else node.func
     return node.id if isinstance(node, ast.Name) else None

@@ -87,15 +87,21 @@ def safe_extract(archive: Path, dest: Path) -> None:
             for i in range(1, len(parts)):
                 parent = "/".join(parts[:i])
                 if kinds.setdefault(parent, ("dir", name))[0] != "dir":
-                    raise GradingError(f"{archive}: entry {name!r} needs {parent!r} to be a folder, but it is a file "
-                                       f"({kinds[parent][1]!r}); nothing was extracted")
+                    raise GradingError(
+                        f"{archive}: entry {name!r} needs {parent!r} to be a folder, but it is a file "
+                        f"({kinds[parent][1]!r}); nothing was extracted"
+                    )
             kind = "dir" if info.is_dir() else "file"
             if kinds.get(clean, (kind, name))[0] != kind:
-                raise GradingError(f"{archive}: entry {name!r} is a file and a folder at once "
-                                   f"(clashes with {kinds[clean][1]!r}); nothing was extracted")
+                raise GradingError(
+                    f"{archive}: entry {name!r} is a file and a folder at once "
+                    f"(clashes with {kinds[clean][1]!r}); nothing was extracted"
+                )
             kinds[clean] = (kind, name)
         if total > MAX_UNZIPPED:
-            raise GradingError(f"{archive} expands to {total / 2**30:.1f} GiB, over the {MAX_UNZIPPED / 2**30:.0f} GiB limit")
+            raise GradingError(
+                f"{archive} expands to {total / 2**30:.1f} GiB, over the {MAX_UNZIPPED / 2**30:.0f} GiB limit"
+            )
         for info in zf.infolist():
             if "__MACOSX" in info.filename:
                 continue
@@ -147,8 +153,12 @@ def collect(path: Path, assignment: str, staging: Path) -> tuple[list[Submission
         safe_extract(path, staging)
         path = staging
         entries = [p for p in path.iterdir() if not p.name.startswith((".", "__MACOSX"))]
-        if (len(entries) == 1 and entries[0].is_dir() and not (entries[0] / assignment).is_dir()
-                and lms.parse(entries[0].name, is_dir=True) is None):
+        if (
+            len(entries) == 1
+            and entries[0].is_dir()
+            and not (entries[0] / assignment).is_dir()
+            and lms.parse(entries[0].name, is_dir=True) is None
+        ):
             path = entries[0]  # the zip held one folder that holds the submissions
     raw: list[tuple[str, dict[str, Path], str | None, list[str], lms.Identity | None]] = []
     skipped = []
@@ -162,7 +172,9 @@ def collect(path: Path, assignment: str, staging: Path) -> tuple[list[Submission
         elif entry.is_dir():
             if name.startswith("."):
                 if name not in (".ipynb_checkpoints", ".git", ".DS_Store"):
-                    raw.append((name, {}, "refused: a hidden folder name (rename it without the leading dot)", [], None))
+                    raw.append(
+                        (name, {}, "refused: a hidden folder name (rename it without the leading dot)", [], None)
+                    )
                 else:
                     skipped.append(f"{name}: not a submission")
                 continue

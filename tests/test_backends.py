@@ -27,19 +27,34 @@ def _installed(name: str) -> bool:
 
 
 def _needs(name: str):
-    return pytest.mark.skipif(not _installed(name), reason=f"{name} is not installed here; `{INSTALL[name]}` runs this check")
+    return pytest.mark.skipif(
+        not _installed(name), reason=f"{name} is not installed here; `{INSTALL[name]}` runs this check"
+    )
 
 
 def _run(args, backend, timeout=900, **env):
-    full_env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])), **env)
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
+    full_env = dict(
+        os.environ,
+        KERAS_BACKEND=backend,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        **env,
+    )
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.mark.parametrize("backend", OTHER_BACKENDS)
 def test_report_names_the_chosen_backend(backend):
     """KERAS_BACKEND=jax once made report() say that TensorFlow cannot be imported."""
-    done = _run(["-c", "import sys, dlcourse; dlcourse.device.report(); print('tensorflow imported:', 'tensorflow' in sys.modules)"],
-                backend, timeout=300)
+    done = _run(
+        [
+            "-c",
+            "import sys, dlcourse; dlcourse.device.report(); print('tensorflow imported:', 'tensorflow' in sys.modules)",
+        ],
+        backend,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
     label = {"jax": "JAX", "torch": "PyTorch"}[backend]
@@ -48,15 +63,31 @@ def test_report_names_the_chosen_backend(backend):
         assert f"{label:<12s}cannot be imported" not in out
     else:
         assert f"{label:<12s}cannot be imported" in out and f"KERAS_BACKEND={backend}" in out
-    assert not [line for line in out.splitlines() if line.startswith("TensorFlow")], f"the report on {backend} reports on TensorFlow:\n{out}"
+    assert not [line for line in out.splitlines() if line.startswith("TensorFlow")], (
+        f"the report on {backend} reports on TensorFlow:\n{out}"
+    )
     assert "tensorflow imported: False" in out
 
 
 @pytest.mark.parametrize("backend", [pytest.param(b, marks=_needs(b)) for b in OTHER_BACKENDS])
 def test_device_and_lesson06_tests_pass_on(backend):
     """tests/test_device.py and tests/test_training.py (lesson 06's model and both recipes) on this backend."""
-    done = _run(["-m", "pytest", "tests/test_device.py", "tests/test_training.py", "-q", "-p", "no:cacheprovider",
-                 "-o", "addopts=", "-W", "ignore::DeprecationWarning"], backend)
+    done = _run(
+        [
+            "-m",
+            "pytest",
+            "tests/test_device.py",
+            "tests/test_training.py",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "addopts=",
+            "-W",
+            "ignore::DeprecationWarning",
+        ],
+        backend,
+    )
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-2000:]
     assert done.returncode == 0, f"on KERAS_BACKEND={backend}: {summary}\n{done.stdout[-6000:]}"
     assert " passed" in summary and "failed" not in summary
@@ -69,9 +100,29 @@ def _quick_backend() -> str:
 def test_gpu_bench_runs_here_on_the_cpu():
     """`python -m bench --only gpu` in small: no GPU here, so the GPU run says why, and the CPU run measures."""
     backend = _quick_backend()
-    done = _run(["-m", "bench.gpu", "--backends", backend, "--devices", "gpu,cpu", "--recipes", "gpu",
-                 "--extra-batch-sizes", "", "--train", "2000", "--epochs", "2", "--budget", "600", "--run-limit", "600"],
-                backend)
+    done = _run(
+        [
+            "-m",
+            "bench.gpu",
+            "--backends",
+            backend,
+            "--devices",
+            "gpu,cpu",
+            "--recipes",
+            "gpu",
+            "--extra-batch-sizes",
+            "",
+            "--train",
+            "2000",
+            "--epochs",
+            "2",
+            "--budget",
+            "600",
+            "--run-limit",
+            "600",
+        ],
+        backend,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
     label = bench_gpu.LABELS[backend]
@@ -88,11 +139,23 @@ def test_gpu_bench_runs_here_on_the_cpu():
 
 
 def _result(backend, device, seconds, accuracies, **extra):
-    r = {"backend": backend, "device": device, "recipe": "gpu", "library": "1.0", "batch_size": 1024,
-         "policy": "mixed_float16" if device == "gpu" else "float32", "jit_compile": True, "train_images": 60000,
-         "cpu_cores": 2, "output_dtype": "float32", "tensorflow_imported": False,
-         "gpu": {"name": "NVIDIA H200", "memory_mib": 143771, "compute_capability": [9, 0], "driver": "580.1"} if device == "gpu" else None,
-         "epochs": [{"epoch": i + 1, "seconds": s, "accuracy": a} for i, (s, a) in enumerate(zip(seconds, accuracies))]}
+    r = {
+        "backend": backend,
+        "device": device,
+        "recipe": "gpu",
+        "library": "1.0",
+        "batch_size": 1024,
+        "policy": "mixed_float16" if device == "gpu" else "float32",
+        "jit_compile": True,
+        "train_images": 60000,
+        "cpu_cores": 2,
+        "output_dtype": "float32",
+        "tensorflow_imported": False,
+        "gpu": {"name": "NVIDIA H200", "memory_mib": 143771, "compute_capability": [9, 0], "driver": "580.1"}
+        if device == "gpu"
+        else None,
+        "epochs": [{"epoch": i + 1, "seconds": s, "accuracy": a} for i, (s, a) in enumerate(zip(seconds, accuracies))],
+    }
     r.update(extra)
     return r
 
@@ -105,19 +168,28 @@ def test_bench_summary_times_the_target_and_the_steady_rate():
 
 
 def test_bench_rows_name_the_gpu_and_the_ratio():
-    rows = dict(bench_gpu.rows_for([
-        _result("jax", "gpu", [1.0, 1.5], [0.99, 0.995], batch_size=256),  # a sweep run: not the one compared
-        _result("jax", "gpu", [4.0, 4.5, 5.0], [0.985, 0.991, 0.993]),
-        _result("jax", "cpu", [20.0, 40.0, 60.0], [0.98, 0.989, 0.992]),
-        {"backend": "torch", "device": "-", "recipe": "-", "error": "torch is not installed"},
-    ]))
+    rows = dict(
+        bench_gpu.rows_for(
+            [
+                _result("jax", "gpu", [1.0, 1.5], [0.99, 0.995], batch_size=256),  # a sweep run: not the one compared
+                _result("jax", "gpu", [4.0, 4.5, 5.0], [0.985, 0.991, 0.993]),
+                _result("jax", "cpu", [20.0, 40.0, 60.0], [0.98, 0.989, 0.992]),
+                {"backend": "torch", "device": "-", "recipe": "-", "error": "torch is not installed"},
+            ]
+        )
+    )
     assert rows["GPU"] == "NVIDIA H200, 140.4 GiB, compute capability 9.0, driver 580.1"
     gpu_row = next(v for k, v in rows.items() if "JAX 1.0 on NVIDIA H200" in k and "batch 1024" in k)
     assert any("batch 256" in k for k in rows)
-    assert "99.0% after 4.5 s of training (epoch 2" in gpu_row and "2.00 epochs/s after the first epoch (4.0 s)" in gpu_row
+    assert (
+        "99.0% after 4.5 s of training (epoch 2" in gpu_row and "2.00 epochs/s after the first epoch (4.0 s)" in gpu_row
+    )
     cpu_row = next(v for k, v in rows.items() if "on CPU, 2 cores" in k)
     assert "99.0% after 60.0 s" in cpu_row and "0.05 epochs/s" in cpu_row
-    assert rows["GPU recipe, JAX: GPU against CPU"] == "40x the epochs per second; time to 99.0%: 4.5 s on the GPU, 60.0 s on the CPU"
+    assert (
+        rows["GPU recipe, JAX: GPU against CPU"]
+        == "40x the epochs per second; time to 99.0%: 4.5 s on the GPU, 60.0 s on the CPU"
+    )
     assert any("PyTorch" in k and v == "not measured: torch is not installed" for k, v in rows.items())
 
 
@@ -138,10 +210,16 @@ def test_bench_names_a_backend_that_is_not_installed():
 
 def test_bench_plan_measures_what_matters_first():
     runs = bench_gpu.plan(["jax", "torch"], ["gpu", "cpu"], ["gpu", "plain"], extra_batch_sizes=[256])
-    assert runs == [("jax", "gpu", "gpu", None), ("torch", "gpu", "gpu", None),
-                    ("jax", "cpu", "gpu", None), ("torch", "cpu", "gpu", None),
-                    ("jax", "gpu", "plain", None), ("torch", "gpu", "plain", None),
-                    ("jax", "gpu", "gpu", 256), ("torch", "gpu", "gpu", 256)]
+    assert runs == [
+        ("jax", "gpu", "gpu", None),
+        ("torch", "gpu", "gpu", None),
+        ("jax", "cpu", "gpu", None),
+        ("torch", "cpu", "gpu", None),
+        ("jax", "gpu", "plain", None),
+        ("torch", "gpu", "plain", None),
+        ("jax", "gpu", "gpu", 256),
+        ("torch", "gpu", "gpu", 256),
+    ]
     assert bench_gpu.plan(["jax"], ["cpu"], ["plain"]) == [("jax", "cpu", "plain", None)]
 
 

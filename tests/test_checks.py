@@ -12,7 +12,9 @@ def test_assert_close_passes_within_tolerance():
 
 def test_assert_close_reports_worst_element_and_hint():
     with pytest.raises(AssertionError) as err:
-        checks.assert_close(np.array([[1.0, 2.0], [3.0, 5.0]]), np.array([[1.0, 2.0], [3.0, 4.0]]), hint="check the bias")
+        checks.assert_close(
+            np.array([[1.0, 2.0], [3.0, 5.0]]), np.array([[1.0, 2.0], [3.0, 4.0]]), hint="check the bias"
+        )
     msg = str(err.value)
     assert "4 at index (1, 1)" in msg and "got 5" in msg and "Hint: check the bias." in msg
 
@@ -86,8 +88,9 @@ def test_numpy_only_returns_the_result_and_passes_arguments():
     np.testing.assert_allclose(checks.assert_numpy_only(scaled, x, factor=2.0), np.tanh(x) * 2)
 
 
-@pytest.mark.parametrize("kind", ["tf_op", "keras_layer", "keras_shape_arithmetic", "to_categorical", "keras_ops",
-                                  "variable", "tf_function"])
+@pytest.mark.parametrize(
+    "kind", ["tf_op", "keras_layer", "keras_shape_arithmetic", "to_categorical", "keras_ops", "variable", "tf_function"]
+)
 def test_numpy_only_fails_on_tensorflow_and_keras(kind):
     keras, tf = _frameworks()
     shortcuts = {
@@ -172,15 +175,25 @@ def test_all_layers_looks_inside_wrappers_and_nested_models():
     model = keras.Sequential([keras.Input((5, 3)), inner, keras.layers.Dense(1)])
     kinds = [type(layer).__name__ for layer in checks.all_layers(model)]
     assert kinds.count("LSTM") == 2 and "Bidirectional" in kinds and "Dense" in kinds and "Sequential" in kinds
-    cells = [type(layer).__name__ for layer in checks.all_layers(
-        keras.Sequential([keras.Input((5, 3)), keras.layers.RNN(keras.layers.LSTMCell(2))]))]
+    cells = [
+        type(layer).__name__
+        for layer in checks.all_layers(
+            keras.Sequential([keras.Input((5, 3)), keras.layers.RNN(keras.layers.LSTMCell(2))])
+        )
+    ]
     assert "LSTMCell" in cells
 
 
-@pytest.mark.parametrize("loss, expected", [
-    ("binary_crossentropy", "binary_crossentropy"), ("mae", "mean_absolute_error"),
-    ("BinaryCrossentropy", "binary_crossentropy"), ("object", "binary_crossentropy"), ("function", "binary_crossentropy"),
-])
+@pytest.mark.parametrize(
+    "loss, expected",
+    [
+        ("binary_crossentropy", "binary_crossentropy"),
+        ("mae", "mean_absolute_error"),
+        ("BinaryCrossentropy", "binary_crossentropy"),
+        ("object", "binary_crossentropy"),
+        ("function", "binary_crossentropy"),
+    ],
+)
 def test_loss_name_however_the_loss_was_given(loss, expected):
     keras, _ = _frameworks()
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(3, activation="sigmoid")])

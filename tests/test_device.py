@@ -20,7 +20,9 @@ keras = pytest.importorskip("keras")
 from dlcourse import device  # noqa: E402
 
 BACKEND = keras.backend.backend()
-on_tensorflow = pytest.mark.skipif(BACKEND != "tensorflow", reason=f"TensorFlow's own calls are faked; Keras runs on {BACKEND}")
+on_tensorflow = pytest.mark.skipif(
+    BACKEND != "tensorflow", reason=f"TensorFlow's own calls are faked; Keras runs on {BACKEND}"
+)
 tf = pytest.importorskip("tensorflow") if BACKEND == "tensorflow" else None
 
 
@@ -169,8 +171,9 @@ def fake_torch(gpus=(), *, cuda="12.4", init_error=None, mps=False):
         cuda=SimpleNamespace(
             is_available=lambda: bool(gpus),
             device_count=lambda: len(gpus),
-            get_device_properties=lambda i: SimpleNamespace(name=gpus[i][0], total_memory=gpus[i][1],
-                                                            major=gpus[i][2][0], minor=gpus[i][2][1]),
+            get_device_properties=lambda i: SimpleNamespace(
+                name=gpus[i][0], total_memory=gpus[i][1], major=gpus[i][2][0], minor=gpus[i][2][1]
+            ),
             init=init,
         ),
         backends=SimpleNamespace(mps=SimpleNamespace(is_available=lambda: mps)),
@@ -223,11 +226,18 @@ def test_jax_setup_places_on_the_gpu_without_preallocating(on_backend, monkeypat
 def test_jax_several_gpus_noted(on_backend, capsys):
     on_backend("jax", fake_jax(gpus=4), smi=device._Smi(H100.names * 4, H100.memory_mib * 4, "550.54"))
     device.setup()
-    assert "4 GPUs: Keras on JAX trains on gpu:0 only; for all of them see keras.distribution.DataParallel" in capsys.readouterr().out
+    assert (
+        "4 GPUs: Keras on JAX trains on gpu:0 only; for all of them see keras.distribution.DataParallel"
+        in capsys.readouterr().out
+    )
 
 
 def test_jax_mixed_precision_refused_on_old_gpu(on_backend, capsys):
-    on_backend("jax", fake_jax(gpus=1, cc="6.1", kind="Tesla P100-PCIE-16GB"), smi=device._Smi(["Tesla P100"], [16280], "535.1"))
+    on_backend(
+        "jax",
+        fake_jax(gpus=1, cc="6.1", kind="Tesla P100-PCIE-16GB"),
+        smi=device._Smi(["Tesla P100"], [16280], "535.1"),
+    )
     device.setup(mixed_precision=True)
     assert keras.mixed_precision.global_policy().name == "float32"
     assert "compute capability 7.0" in capsys.readouterr().out
@@ -360,8 +370,12 @@ def fake_gpus(monkeypatch):
                 calls.strategies.append((kind, args))
 
         monkeypatch.setattr(tf.config, "list_physical_devices", list_devices)
-        monkeypatch.setattr(tf.config.experimental, "set_memory_growth", lambda d, on: calls.growth.append((d.name, on)))
-        monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda d: {"device_name": name, "compute_capability": cc})
+        monkeypatch.setattr(
+            tf.config.experimental, "set_memory_growth", lambda d, on: calls.growth.append((d.name, on))
+        )
+        monkeypatch.setattr(
+            tf.config.experimental, "get_device_details", lambda d: {"device_name": name, "compute_capability": cc}
+        )
         monkeypatch.setattr(tf.distribute, "OneDeviceStrategy", lambda dev: FakeStrategy("one", 1, dev))
         monkeypatch.setattr(tf.distribute, "MirroredStrategy", lambda: FakeStrategy("mirrored", n))
         monkeypatch.setattr(device, "nvidia_smi_gpus", lambda: device._Smi([name] * n, [memory_mib] * n, "550.54"))

@@ -102,10 +102,17 @@ def test_dropout_drops_only_hidden_units_at_the_given_rate():
     assert f"{dropped} hidden units dropped" in text and "= 5" in text and "test time" in text
     # the training panel loses the connections of dropped units
     assert count(heavy, "edge:train") < count(heavy, "edge:test") == 4 * 10 + 10 * 10 + 10 * 2
-    def dropped_at(fig):
-        return {tuple(np.round(p.center, 3)) for p in fig.findobj(matplotlib.patches.Circle) if p.get_gid() == "node:dropped"}
 
-    assert dropped_at(diagrams.dropout(sizes, 0.5, seed=0)) != dropped_at(diagrams.dropout(sizes, 0.5, seed=3)), "the seed draws the mask"
+    def dropped_at(fig):
+        return {
+            tuple(np.round(p.center, 3))
+            for p in fig.findobj(matplotlib.patches.Circle)
+            if p.get_gid() == "node:dropped"
+        }
+
+    assert dropped_at(diagrams.dropout(sizes, 0.5, seed=0)) != dropped_at(diagrams.dropout(sizes, 0.5, seed=3)), (
+        "the seed draws the mask"
+    )
     assert dropped_at(diagrams.dropout(sizes, 0.5, seed=0)) == dropped_at(diagrams.dropout(sizes, 0.5, seed=0))
     with pytest.raises(ValueError):
         diagrams.dropout(sizes, rate=1.0)
@@ -158,9 +165,17 @@ def test_unrolled_rnn_shares_weights_over_the_steps():
 
 
 EXPECTED_LSTM_EDGES = {
-    "c_prev->forget_mul", "forget_mul->add", "add->c_out",  # the cell-state line
-    "forget_gate->forget_mul", "input_gate->input_mul", "candidate->input_mul", "input_mul->add",  # f * c, i * g
-    "add->tanh_c", "tanh_c->output_mul", "output_gate->output_mul", "output_mul->h_out",  # h = o * tanh(c)
+    "c_prev->forget_mul",
+    "forget_mul->add",
+    "add->c_out",  # the cell-state line
+    "forget_gate->forget_mul",
+    "input_gate->input_mul",
+    "candidate->input_mul",
+    "input_mul->add",  # f * c, i * g
+    "add->tanh_c",
+    "tanh_c->output_mul",
+    "output_gate->output_mul",
+    "output_mul->h_out",  # h = o * tanh(c)
 }
 
 
@@ -168,14 +183,18 @@ def test_lstm_cell_wiring_follows_the_equations():
     """c_t = f * c_(t-1) + i * g on the cell-state line; h_t = o * tanh(c_t) off it."""
     fig, ax = plt.subplots()
     nodes = diagrams.draw_lstm_cell(ax)
-    edges = {g[len("edge:"):] for g in gids(fig, "edge:")}
+    edges = {g[len("edge:") :] for g in gids(fig, "edge:")}
     assert EXPECTED_LSTM_EDGES <= edges, f"missing edges {EXPECTED_LSTM_EDGES - edges}"
     cell_y = nodes["c_prev"][1]
-    assert nodes["forget_mul"][1] == cell_y and nodes["add"][1] == cell_y, "f * c(t-1) and + i * g sit on the cell-state line"
+    assert nodes["forget_mul"][1] == cell_y and nodes["add"][1] == cell_y, (
+        "f * c(t-1) and + i * g sit on the cell-state line"
+    )
     assert nodes["forget_mul"][0] < nodes["add"][0] < nodes["tanh_c"][0], "forget, then add, then the branch to tanh(c)"
     for name in ("input_mul", "output_mul", "tanh_c"):
         assert nodes[name][1] < cell_y - 0.5, f"{name} must be off the cell-state line"
-    assert nodes["h_out"][1] < nodes["output_mul"][1] < nodes["tanh_c"][1], "the output gate multiplies on the way from tanh(c) to h"
+    assert nodes["h_out"][1] < nodes["output_mul"][1] < nodes["tanh_c"][1], (
+        "the output gate multiplies on the way from tanh(c) to h"
+    )
     ops = [t.get_text() for t in ax.texts if t.get_text() in ("×", "+")]
     assert sorted(ops) == ["+", "×", "×", "×"]
 
@@ -197,9 +216,17 @@ def test_autoencoder_bottleneck_and_ratio():
     assert "compression ratio 784/32 = 24.5" in text and "code $c$" in text and "encoder" in text and "decoder" in text
     assert count(fig, "node:code") == 1 and count(fig, "node:layer") == 2 and count(fig, "edge:loss") == 1
     deep = diagrams.autoencoder((784, 256, 64, 2, 64, 256, 784))
-    assert count(deep, "node:layer") == 6 and count(deep, "node:encoder_part") == 3 and count(deep, "node:decoder_part") == 3
+    assert (
+        count(deep, "node:layer") == 6
+        and count(deep, "node:encoder_part") == 3
+        and count(deep, "node:decoder_part") == 3
+    )
     assert "= 392" in joined(deep)
-    heights = sorted(p.get_height() for p in deep.findobj(matplotlib.patches.FancyBboxPatch) if p.get_gid() in ("node:code", "node:layer"))
+    heights = sorted(
+        p.get_height()
+        for p in deep.findobj(matplotlib.patches.FancyBboxPatch)
+        if p.get_gid() in ("node:code", "node:layer")
+    )
     assert heights[0] < heights[2] < heights[-1], "bars grow with the layer size"
     with pytest.raises(ValueError):
         diagrams.autoencoder((2, 784, 784))
@@ -230,9 +257,11 @@ def test_cd1_chain_steps_and_update():
 
 
 def test_diagrams_do_not_import_tensorflow():
-    code = ("import sys, matplotlib; matplotlib.use('Agg'); import dlcourse as dlc;"
-            + "".join(f"dlc.diagrams.{name}();" for name in ALL)
-            + "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    code = (
+        "import sys, matplotlib; matplotlib.use('Agg'); import dlcourse as dlc;"
+        + "".join(f"dlc.diagrams.{name}();" for name in ALL)
+        + "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False False"
 

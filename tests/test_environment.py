@@ -39,7 +39,9 @@ def _conda_pip(root):
 def test_same_packages_and_ranges(repo_root):
     project = _requirements(_project(repo_root)["dependencies"])
     conda = _requirements(_conda_pip(repo_root))
-    assert set(project) == set(conda), f"only in pyproject: {set(project) - set(conda)}; only in environment.yml: {set(conda) - set(project)}"
+    assert set(project) == set(conda), (
+        f"only in pyproject: {set(project) - set(conda)}; only in environment.yml: {set(conda) - set(project)}"
+    )
     for name in project:
         assert project[name] == conda[name], f"{name}: pyproject {project[name]} vs environment.yml {conda[name]}"
 
@@ -49,7 +51,9 @@ def test_learner_environment_has_no_test_tools(repo_root):
     for name in ("pytest", "nbval", "playwright", "ruff"):
         assert name in test_tools, f"{name} belongs in pyproject.toml's [project.optional-dependencies] test"
     learner = set(_requirements(_project(repo_root)["dependencies"])) | set(_requirements(_conda_pip(repo_root)))
-    assert not learner & set(test_tools), f"test tools in the learner's install: {sorted(learner & set(test_tools))}; move them to the test extra"
+    assert not learner & set(test_tools), (
+        f"test tools in the learner's install: {sorted(learner & set(test_tools))}; move them to the test extra"
+    )
 
 
 def test_environment_pins_with_the_lock(repo_root):

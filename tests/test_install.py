@@ -42,14 +42,34 @@ LOCK = REPO / "requirements-lock.txt"
 # Marker values of the platforms the README promises (sys_platform, platform_system,
 # platform_machine, os_name), and the wheel platform tags pip may use there.
 PLATFORMS = {
-    "Linux x86_64": ({"sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix"},
-                     ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
-                      "manylinux_2_5_x86_64", "manylinux1_x86_64", "linux_x86_64"]),
-    "macOS arm64": ({"sys_platform": "darwin", "platform_system": "Darwin", "platform_machine": "arm64", "os_name": "posix"},
-                    ["macosx_14_0_arm64", "macosx_13_0_arm64", "macosx_12_0_arm64", "macosx_11_0_arm64",
-                     "macosx_12_0_universal2", "macosx_11_0_universal2", "macosx_10_9_universal2"]),
-    "Windows x86_64": ({"sys_platform": "win32", "platform_system": "Windows", "platform_machine": "AMD64", "os_name": "nt"},
-                       ["win_amd64"]),
+    "Linux x86_64": (
+        {"sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix"},
+        [
+            "manylinux_2_28_x86_64",
+            "manylinux_2_27_x86_64",
+            "manylinux_2_17_x86_64",
+            "manylinux2014_x86_64",
+            "manylinux_2_5_x86_64",
+            "manylinux1_x86_64",
+            "linux_x86_64",
+        ],
+    ),
+    "macOS arm64": (
+        {"sys_platform": "darwin", "platform_system": "Darwin", "platform_machine": "arm64", "os_name": "posix"},
+        [
+            "macosx_14_0_arm64",
+            "macosx_13_0_arm64",
+            "macosx_12_0_arm64",
+            "macosx_11_0_arm64",
+            "macosx_12_0_universal2",
+            "macosx_11_0_universal2",
+            "macosx_10_9_universal2",
+        ],
+    ),
+    "Windows x86_64": (
+        {"sys_platform": "win32", "platform_system": "Windows", "platform_machine": "AMD64", "os_name": "nt"},
+        ["win_amd64"],
+    ),
 }
 
 
@@ -71,9 +91,14 @@ def lock_requirements() -> list[Requirement]:
 
 def marker_environment(python_full: str, platform: str) -> dict[str, str]:
     env = dict(default_environment())
-    env.update(PLATFORMS[platform][0], python_version=".".join(python_full.split(".")[:2]),
-               python_full_version=python_full, implementation_name="cpython",
-               platform_python_implementation="CPython", extra="")
+    env.update(
+        PLATFORMS[platform][0],
+        python_version=".".join(python_full.split(".")[:2]),
+        python_full_version=python_full,
+        implementation_name="cpython",
+        platform_python_implementation="CPython",
+        extra="",
+    )
     return env
 
 
@@ -86,23 +111,30 @@ def pins_for(env: dict[str, str]) -> dict[str, str]:
         name = canonicalize_name(req.name)
         (spec,) = req.specifier
         assert spec.operator == "==", f"{LOCK.name}: {req} is not an exact pin"
-        assert name not in pins, f"{LOCK.name} pins {name} twice for Python {env['python_full_version']} on {env['sys_platform']}"
+        assert name not in pins, (
+            f"{LOCK.name} pins {name} twice for Python {env['python_full_version']} on {env['sys_platform']}"
+        )
         pins[name] = spec.version
     return pins
 
 
-ENVIRONMENTS = [(f"{py}.{patch}", platform) for py in reversed(supported_pythons()) for patch in (0, 99)
-                for platform in PLATFORMS]
+ENVIRONMENTS = [
+    (f"{py}.{patch}", platform) for py in reversed(supported_pythons()) for patch in (0, 99) for platform in PLATFORMS
+]
 
 
 # --- Which Python make uses ---------------------------------------------------------
+
 
 def test_makefile_supports_exactly_the_pythons_pyproject_allows():
     allowed = SpecifierSet(project()["requires-python"])
     in_range = {f"3.{minor}" for minor in range(6, 30) if f"3.{minor}.0" in allowed}
     assert set(supported_pythons()) == in_range, (
-        f"Makefile SUPPORTED_PYTHONS {supported_pythons()} vs pyproject requires-python {allowed}: make them agree")
-    assert supported_pythons() == sorted(supported_pythons(), key=lambda v: -int(v.split(".")[1])), "list them newest first"
+        f"Makefile SUPPORTED_PYTHONS {supported_pythons()} vs pyproject requires-python {allowed}: make them agree"
+    )
+    assert supported_pythons() == sorted(supported_pythons(), key=lambda v: -int(v.split(".")[1])), (
+        "list them newest first"
+    )
 
 
 def _stand_in(folder: Path, name: str, version: str) -> Path:
@@ -119,8 +151,14 @@ def _make(tmp_path: Path, bin_dir: Path, *args: str) -> subprocess.CompletedProc
     if make is None or not Path("/bin/bash").exists():
         pytest.skip("needs GNU make and /bin/bash")
     env = {"PATH": str(bin_dir), "HOME": str(tmp_path)}
-    return subprocess.run([make, "--no-print-directory", "-C", str(REPO), f"VENV={tmp_path / 'venv'}", *args],
-                          capture_output=True, text=True, env=env, timeout=60, check=False)
+    return subprocess.run(
+        [make, "--no-print-directory", "-C", str(REPO), f"VENV={tmp_path / 'venv'}", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_make_stops_before_creating_anything_when_only_python_3_14_exists(tmp_path):
@@ -130,8 +168,15 @@ def test_make_stops_before_creating_anything_when_only_python_3_14_exists(tmp_pa
     assert done.returncode != 0, f"make install went ahead with only Python 3.14:\n{done.stdout}\n{done.stderr}"
     assert not (tmp_path / "venv").exists(), "make created the environment before finding a supported Python"
     message = done.stderr
-    for needed in ("3.10 to 3.13", "found: python3 (3.14)", "uv python install", "pyenv install",
-                   "conda env create -f environment.yml", "apt-get install", "PYTHON="):
+    for needed in (
+        "3.10 to 3.13",
+        "found: python3 (3.14)",
+        "uv python install",
+        "pyenv install",
+        "conda env create -f environment.yml",
+        "apt-get install",
+        "PYTHON=",
+    ):
         assert needed in message, f"the message should mention {needed!r}; it says:\n{message}"
 
 
@@ -169,6 +214,7 @@ def test_make_uses_the_python_it_is_given_and_refuses_an_unsupported_one(tmp_pat
 
 # --- The lock --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(("python", "platform"), ENVIRONMENTS)
 def test_lock_pins_every_requirement_of_pyproject_within_its_range(python, platform):
     pins = pins_for(marker_environment(python, platform))
@@ -177,7 +223,8 @@ def test_lock_pins_every_requirement_of_pyproject_within_its_range(python, platf
         name = canonicalize_name(req.name)
         assert name in pins, f"{LOCK.name} has no pin of {name} for Python {python} on {platform}: run make lock"
         assert req.specifier.contains(pins[name], prereleases=True), (
-            f"{LOCK.name} pins {name}=={pins[name]} for Python {python} on {platform}, outside pyproject's {req}: run make lock")
+            f"{LOCK.name} pins {name}=={pins[name]} for Python {python} on {platform}, outside pyproject's {req}: run make lock"
+        )
 
 
 def test_lock_agrees_with_environment_yml():
@@ -186,7 +233,9 @@ def test_lock_agrees_with_environment_yml():
     env = yaml.safe_load((REPO / "environment.yml").read_text())
     python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python="))
     version = python.split("=", 1)[1]
-    assert version in supported_pythons(), f"environment.yml's {python} is not one the lock covers ({supported_pythons()})"
+    assert version in supported_pythons(), (
+        f"environment.yml's {python} is not one the lock covers ({supported_pythons()})"
+    )
     pip_lines = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert f"-c {LOCK.name}" in pip_lines, f"environment.yml must install with '-c {LOCK.name}'"
     for platform in PLATFORMS:
@@ -197,7 +246,8 @@ def test_lock_agrees_with_environment_yml():
             req = Requirement(line)
             name = canonicalize_name(req.name)
             assert name in pins and req.specifier.contains(pins[name], prereleases=True), (
-                f"environment.yml asks for {req}; {LOCK.name} pins {pins.get(name)} for Python {version} on {platform}")
+                f"environment.yml asks for {req}; {LOCK.name} pins {pins.get(name)} for Python {version} on {platform}"
+            )
 
 
 def test_this_environment_is_exactly_the_lock():
@@ -211,15 +261,21 @@ def test_this_environment_is_exactly_the_lock():
     pins = pins_for(env)
     installed = {canonicalize_name(d.metadata["Name"]): d.version for d in importlib.metadata.distributions()}
     not_ours = {"pip", "dlcourse", "uv"}  # the installer, the course itself, `make lock`'s resolver
-    differ = {n: (installed.get(n), pins.get(n)) for n in (set(installed) | set(pins)) - not_ours
-              if installed.get(n) != pins.get(n)}
+    differ = {
+        n: (installed.get(n), pins.get(n))
+        for n in (set(installed) | set(pins)) - not_ours
+        if installed.get(n) != pins.get(n)
+    }
     assert not differ, f"installed vs locked (None: absent) for Python {env['python_full_version']}: {differ}"
 
 
 # --- The learner's and the instructor's JupyterLab -------------------------------
 
-INSTRUCTOR_PLUGINS = {"@jupyter/nbgrader:create-assignment", "@jupyter/nbgrader:formgrader",
-                      "@jupyter/nbgrader:course-list"}
+INSTRUCTOR_PLUGINS = {
+    "@jupyter/nbgrader:create-assignment",
+    "@jupyter/nbgrader:formgrader",
+    "@jupyter/nbgrader:course-list",
+}
 NEWS_PLUGIN = "@jupyterlab/apputils-extension:announcements"
 
 
@@ -236,12 +292,25 @@ def _lab_view(tmp_path: Path, config_path: str) -> tuple[set[str], int]:
     token = secrets.token_hex(8)
     home = tmp_path / f"home-{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER")}
-    env.update(JUPYTER_CONFIG_PATH=config_path, JUPYTER_CONFIG_DIR=str(home / "config"),
-               JUPYTER_RUNTIME_DIR=str(home / "runtime"), JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
-               JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"))
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-               f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-               f"--ServerApp.root_dir={REPO / 'lessons'}", "--allow-root"]
+    env.update(
+        JUPYTER_CONFIG_PATH=config_path,
+        JUPYTER_CONFIG_DIR=str(home / "config"),
+        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
+        JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={REPO / 'lessons'}",
+        "--allow-root",
+    ]
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def get(path: str) -> tuple[int, str]:
@@ -287,10 +356,16 @@ def test_learner_lab_has_validate_and_no_instructor_tools_and_instructor_lab_has
 
 # --- A fresh install on a second Python (slow) -----------------------------------
 
+
 def _version_of(python: str) -> str | None:
     try:
-        out = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                             capture_output=True, text=True, timeout=30, check=False)
+        out = subprocess.run(
+            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
     except OSError:
         return None
     return out.stdout.strip() if out.returncode == 0 else None
@@ -313,9 +388,11 @@ def second_python() -> tuple[str | None, str]:
         version = _version_of(candidate)
         if version in supported_pythons() and version != running:
             return candidate, version
-    return None, (f"no second supported Python next to {running} (looked for python3.X on the PATH and in pyenv): "
-                  "install one (pyenv install 3.13, uv python install 3.13, apt-get install python3.13-venv) "
-                  "or set DLCOURSE_SECOND_PYTHON")
+    return None, (
+        f"no second supported Python next to {running} (looked for python3.X on the PATH and in pyenv): "
+        "install one (pyenv install 3.13, uv python install 3.13, apt-get install python3.13-venv) "
+        "or set DLCOURSE_SECOND_PYTHON"
+    )
 
 
 @pytest.mark.slow
@@ -338,28 +415,74 @@ def test_course_installs_from_the_lock_and_runs_lesson_00_on_a_second_python(tmp
     subprocess.run([python, "-m", "venv", str(venv)], check=True, timeout=120)
     pip = [str(venv / "bin" / "python"), "-m", "pip"]
     subprocess.run(pip + ["install", "--quiet", "--upgrade", "pip"], check=True, env=env, timeout=600)
-    done = subprocess.run(pip + ["install", "--progress-bar", "off", "-c", LOCK.name, "-e", "."], cwd=course,
-                          capture_output=True, text=True, env=env, timeout=3000, check=False)
-    assert done.returncode == 0, f"install from the lock on Python {version} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    done = subprocess.run(
+        pip + ["install", "--progress-bar", "off", "-c", LOCK.name, "-e", "."],
+        cwd=course,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=3000,
+        check=False,
+    )
+    assert done.returncode == 0, (
+        f"install from the lock on Python {version} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
     install_s = time.perf_counter() - start
 
     frozen = subprocess.run(pip + ["list", "--format", "json"], capture_output=True, text=True, check=True, env=env)
     installed = {canonicalize_name(p["name"]): p["version"] for p in json.loads(frozen.stdout)}
-    probe = subprocess.run([str(venv / "bin" / "python"), "-c", "import json, packaging.markers as m; print(json.dumps(m.default_environment()))"],
-                           capture_output=True, text=True, env=env, check=True)
+    probe = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import json, packaging.markers as m; print(json.dumps(m.default_environment()))",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     pins = pins_for(json.loads(probe.stdout))
     differ = {n: (v, pins.get(n)) for n, v in installed.items() if n not in ("pip", "dlcourse") and pins.get(n) != v}
     assert not differ, f"installed on Python {version} vs locked (None: not in the lock): {differ}"
-    assert not {"pytest", "playwright", "nbval", "ruff"} & set(installed), "the learner's install must not bring the test tools"
+    assert not {"pytest", "playwright", "nbval", "ruff"} & set(installed), (
+        "the learner's install must not bring the test tools"
+    )
 
     start = time.perf_counter()
     notebook = course / "solutions" / "00_getting_started" / "00_getting_started.ipynb"
-    run = subprocess.run([str(venv / "bin" / "python"), "-c", "import dlcourse; print(dlcourse.__file__)"],
-                         capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
-    assert run.returncode == 0 and str(course) in run.stdout, f"import dlcourse on Python {version}: {run.stdout}{run.stderr}"
-    run = subprocess.run([str(venv / "bin" / "python"), "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
-                          "--ExecutePreprocessor.timeout=300", "--output", str(tmp_path / "ran.ipynb"), str(notebook)],
-                         capture_output=True, text=True, env=env, cwd=notebook.parent, timeout=900, check=False)
+    run = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import dlcourse; print(dlcourse.__file__)"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert run.returncode == 0 and str(course) in run.stdout, (
+        f"import dlcourse on Python {version}: {run.stdout}{run.stderr}"
+    )
+    run = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "jupyter",
+            "nbconvert",
+            "--to",
+            "notebook",
+            "--execute",
+            "--ExecutePreprocessor.timeout=300",
+            "--output",
+            str(tmp_path / "ran.ipynb"),
+            str(notebook),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=notebook.parent,
+        timeout=900,
+        check=False,
+    )
     assert run.returncode == 0, f"lesson 00 failed on Python {version}:\n{run.stderr[-4000:]}"
     lesson_s = time.perf_counter() - start
     record_property("install_seconds", round(install_s))
@@ -369,15 +492,33 @@ def test_course_installs_from_the_lock_and_runs_lesson_00_on_a_second_python(tmp
 
 # --- Wheels for every Python and platform (make lock) ----------------------------
 
+
 def _wheels_missing(python: str, platform: str) -> str:
     """pip's complaint when some pinned package has no wheel for that Python and platform, else ''."""
     pins = pins_for(marker_environment(f"{python}.0", platform))
     tmp = Path(os.environ.get("TMPDIR", "/tmp"))
     requirements = tmp / f"dlcourse-lock-{python}-{platform.replace(' ', '-')}.txt"
     requirements.write_text("".join(f"{n}=={v}\n" for n, v in sorted(pins.items())))
-    command = [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed", "--no-deps",
-               "--only-binary", ":all:", "--implementation", "cp", "--python-version", python,
-               "--target", str(tmp / "dlcourse-lock-target"), "-r", str(requirements)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--dry-run",
+        "--quiet",
+        "--ignore-installed",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        "--implementation",
+        "cp",
+        "--python-version",
+        python,
+        "--target",
+        str(tmp / "dlcourse-lock-target"),
+        "-r",
+        str(requirements),
+    ]
     for tag in PLATFORMS[platform][1]:
         command += ["--platform", tag]
     done = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)
@@ -392,4 +533,6 @@ def test_lock_has_wheels_for_every_supported_python_and_platform():
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         missing = dict(zip(combos, pool.map(lambda c: _wheels_missing(*c), combos)))
     failed = {f"Python {py} on {platform}": why for (py, platform), why in missing.items() if why}
-    assert not failed, "pinned packages without a wheel (pip's words):\n" + "\n".join(f"{k}: {v}" for k, v in failed.items())
+    assert not failed, "pinned packages without a wheel (pip's words):\n" + "\n".join(
+        f"{k}: {v}" for k, v in failed.items()
+    )

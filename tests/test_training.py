@@ -16,8 +16,12 @@ from dlcourse import training  # noqa: E402
 from dlcourse.device import GpuInfo  # noqa: E402
 
 BACKEND = keras.backend.backend()
-H100 = GpuInfo("NVIDIA H100 80GB HBM3", {"tensorflow": "/physical_device:GPU:0", "jax": "gpu:0"}.get(BACKEND, "cuda:0"),
-               (9, 0), 81559)
+H100 = GpuInfo(
+    "NVIDIA H100 80GB HBM3",
+    {"tensorflow": "/physical_device:GPU:0", "jax": "gpu:0"}.get(BACKEND, "cuda:0"),
+    (9, 0),
+    81559,
+)
 P100 = GpuInfo("Tesla P100-PCIE-16GB", "gpu:0", (6, 0), 16280)
 
 
@@ -79,8 +83,9 @@ def test_precision_context_restores_the_policy():
 
 
 def _sequential():
-    return keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"),
-                             keras.layers.Dense(3, activation="softmax")])
+    return keras.Sequential(
+        [keras.Input((6,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3, activation="softmax")]
+    )
 
 
 def _functional():
@@ -154,8 +159,9 @@ def test_reference_model_and_plain_recipe_train_and_grade(lesson06, mnist, tmp_p
     saved = dlc.project.load_saved_model(tmp_path / "mnist_model.keras")  # as the grader loads it
     info = dlc.project.check_architecture(saved, max_params=500_000)
     assert info["input_shape"] == (28, 28, 1)
-    np.testing.assert_allclose(np.asarray(saved.predict(xt[:50], verbose=0)), np.asarray(model.predict(xt[:50], verbose=0)),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(saved.predict(xt[:50], verbose=0)), np.asarray(model.predict(xt[:50], verbose=0)), atol=1e-5
+    )
 
 
 def test_gpu_recipe_runs_here(lesson06, mnist):
@@ -175,9 +181,10 @@ def test_gpu_recipe_builds_float32_outputs_under_mixed_precision(lesson06, monke
     monkeypatch.setitem(lesson06, "fast", mixed)
     compiled = []
     monkeypatch.setattr(keras.Model, "fit", lambda self, *a, **kw: compiled.append((self, kw)))
-    model = lesson06["fast_gpu_fit"](lesson06["build_project_model"], np.zeros((2048, 28, 28, 1), np.float32),
-                                     np.zeros(2048, int))
-    (fitted, kwargs), = compiled
+    model = lesson06["fast_gpu_fit"](
+        lesson06["build_project_model"], np.zeros((2048, 28, 28, 1), np.float32), np.zeros(2048, int)
+    )
+    ((fitted, kwargs),) = compiled
     assert fitted is model and kwargs["epochs"] == lesson06["fast_gpu_fit"].__defaults__[0]
     assert model.dtype_policy.name == "mixed_float16" and model.layers[-1].compute_dtype == "float32"
     assert model.jit_compile is mixed.jit_compile

@@ -31,6 +31,11 @@ PADDINGS = ("explicit", "valid", "same")
 
 
 @dataclass(frozen=True)
+def _status_colour(line: str) -> str:
+    """Red for an invalid setting, amber for a warning, else the page's own colour."""
+    return "#b22222" if line.startswith("Invalid") else "#8a5a00" if line.startswith("Warning") else "inherit"
+
+
 class ConvConfig:
     """One layer on a square input.
 
@@ -330,12 +335,23 @@ class ConvExplorer(Visualizer):
             for col in range(n):
                 inside = g.pad_before <= r < g.pad_before + c.size and g.pad_before <= col < g.pad_before + c.size
                 colour = WINDOW if (r, col) in window else INPUT if inside else PAD
-                if g.output and g.uncovered and (r >= n - g.uncovered or col >= n - g.uncovered) and (r, col) not in window:
+                if (
+                    g.output
+                    and g.uncovered
+                    and (r >= n - g.uncovered or col >= n - g.uncovered)
+                    and (r, col) not in window
+                ):
                     colour = UNUSED
                 x0, y0 = margin + col * cell, top + r * cell
                 draw.rectangle([x0, y0, x0 + cell - 2, y0 + cell - 2], fill=colour)
                 if cell >= 16:
-                    draw.text((x0 + cell / 2 - 1, y0 + cell / 2 - 1), f"{x[r, col]:.0f}", fill="#555555", font=small, anchor="mm")
+                    draw.text(
+                        (x0 + cell / 2 - 1, y0 + cell / 2 - 1),
+                        f"{x[r, col]:.0f}",
+                        fill="#555555",
+                        font=small,
+                        anchor="mm",
+                    )
 
         left = margin + self.PANEL + gap
         if g.output:
@@ -350,11 +366,23 @@ class ConvExplorer(Visualizer):
                 x0, y0 = left + j * ocell, top + i * ocell
                 draw.rectangle([x0, y0, x0 + ocell - 2, y0 + ocell - 2], fill=colour)
                 if t <= self.frame and ocell >= 16:
-                    draw.text((x0 + ocell / 2 - 1, y0 + ocell / 2 - 1), f"{values[i, j]:.3g}", fill="black", font=osmall, anchor="mm")
+                    draw.text(
+                        (x0 + ocell / 2 - 1, y0 + ocell / 2 - 1),
+                        f"{values[i, j]:.3g}",
+                        fill="black",
+                        font=osmall,
+                        anchor="mm",
+                    )
         else:
             draw.text((left, 4), "output", fill="black", font=title)
-            draw.text((left + self.PANEL / 2, top + grid / 2), "no output:\nthe kernel does not fit",
-                      fill="#b22222", font=font(15), anchor="mm", align="center")
+            draw.text(
+                (left + self.PANEL / 2, top + grid / 2),
+                "no output:\nthe kernel does not fit",
+                fill="#b22222",
+                font=font(15),
+                anchor="mm",
+                align="center",
+            )
         for k, line in enumerate(status):
             colour = "#b22222" if line.startswith("Invalid") else "#8a5a00" if line.startswith("Warning") else "black"
             draw.text((margin, top + grid + margin + 18 * k), line, fill=colour, font=font(12))
@@ -369,8 +397,7 @@ class ConvExplorer(Visualizer):
         self.view.update(image_png(self.render()))
         if self._widget is not None:
             self._status_html.value = "<br>".join(
-                f"<span style='color:{'#b22222' if line.startswith('Invalid') else '#8a5a00' if line.startswith('Warning') else 'inherit'}'>{line}</span>"
-                for line in lines
+                f"<span style='color:{_status_colour(line)}'>{line}</span>" for line in lines
             )
 
     # --- widget -----------------------------------------------------------------------
@@ -387,8 +414,15 @@ class ConvExplorer(Visualizer):
             "stride": w.IntSlider(c.stride, 1, 4, description="stride S", **slider),
             "padding": w.IntSlider(c.padding, 0, 4, description="padding P", **slider),
             "dilation": w.IntSlider(c.dilation, 1, 3, description="dilation D", **slider),
-            "mode": w.ToggleButtons(options=PADDINGS, value=c.mode, description="padding", style={"button_width": "70px", **style}),
-            "op": w.ToggleButtons(options=[("conv", "conv"), ("max pool", "max"), ("avg pool", "avg")], value=c.op, description="layer", style={"button_width": "84px", **style}),
+            "mode": w.ToggleButtons(
+                options=PADDINGS, value=c.mode, description="padding", style={"button_width": "70px", **style}
+            ),
+            "op": w.ToggleButtons(
+                options=[("conv", "conv"), ("max pool", "max"), ("avg pool", "avg")],
+                value=c.op,
+                description="layer",
+                style={"button_width": "84px", **style},
+            ),
         }
         self._frame_slider = w.IntSlider(0, 0, max(self.n_frames - 1, 0), description="step", **slider)
         self._play = w.Play(value=0, min=0, max=max(self.n_frames - 1, 0), interval=400, description="play")

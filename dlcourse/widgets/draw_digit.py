@@ -173,7 +173,9 @@ class DrawDigit(Visualizer):
         from PIL import Image, ImageDraw
 
         side = digits.FIELD * scale
-        img = Image.fromarray((self.digit * 255).astype(np.uint8), mode="L").resize((side, side), Image.Resampling.NEAREST)
+        img = Image.fromarray((self.digit * 255).astype(np.uint8), mode="L").resize(
+            (side, side), Image.Resampling.NEAREST
+        )
         img = img.convert("RGB")
         draw = ImageDraw.Draw(img)
         lo, hi = (digits.FIELD - digits.BOX) // 2 * scale, (digits.FIELD + digits.BOX) // 2 * scale
@@ -222,7 +224,9 @@ class DrawDigit(Visualizer):
             draw.text((x, y), str(k), fill="black", font=f)
             draw.rectangle((x + 14, y + 2, x + 14 + bar_w, y + 13), fill=(235, 235, 235))
             if round(p * bar_w) > 0:
-                draw.rectangle((x + 14, y + 2, x + 14 + round(p * bar_w), y + 13), fill=_TOP if k == self.prediction else _BAR)
+                draw.rectangle(
+                    (x + 14, y + 2, x + 14 + round(p * bar_w), y + 13), fill=_TOP if k == self.prediction else _BAR
+                )
             draw.text((x + 20 + bar_w, y), f"{p:.0%}", fill="black", font=f)
         return img
 
@@ -255,7 +259,9 @@ class DrawDigit(Visualizer):
         import ipywidgets as widgets
         from ipycanvas import Canvas
 
-        self._canvas = Canvas(width=self.size, height=self.size, layout=widgets.Layout(width=f"{self.size}px", height=f"{self.size}px"))
+        self._canvas = Canvas(
+            width=self.size, height=self.size, layout=widgets.Layout(width=f"{self.size}px", height=f"{self.size}px")
+        )
         self._canvas.on_client_ready(self._replay)
         self._canvas.on_mouse_down(self.start)
         self._canvas.on_mouse_move(self.move)

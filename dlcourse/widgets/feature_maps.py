@@ -41,8 +41,11 @@ def spatial_layers(model) -> list[str]:
     _require_graph(model)
     import keras
 
-    return [layer.name for layer in model.layers
-            if not isinstance(layer, keras.layers.InputLayer) and len(layer.output.shape) == 4]
+    return [
+        layer.name
+        for layer in model.layers
+        if not isinstance(layer, keras.layers.InputLayer) and len(layer.output.shape) == 4
+    ]
 
 
 _submodels: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -171,8 +174,22 @@ def explain(model, layer_name: str, image, channel: int, row: int, col: int) -> 
         vals = window[..., channel][inside]  # Keras pools over the real cells only
         pre = value = float(vals.max() if kind == "max" else vals.mean())
         window_c = np.where(inside[..., None], window, np.nan)
-    return Explanation(layer_name, kind, channel, row, col, window_c, kernel, bias, pre, activation, value,
-                       float(maps[row, col, channel]), (int(top), int(left)), int(dilation))
+    return Explanation(
+        layer_name,
+        kind,
+        channel,
+        row,
+        col,
+        window_c,
+        kernel,
+        bias,
+        pre,
+        activation,
+        value,
+        float(maps[row, col, channel]),
+        (int(top), int(left)),
+        int(dilation),
+    )
 
 
 def _mosaic(maps: np.ndarray, columns: int, pad: int = 1) -> tuple[np.ndarray, int]:
@@ -185,7 +202,9 @@ def _mosaic(maps: np.ndarray, columns: int, pad: int = 1) -> tuple[np.ndarray, i
         m = maps[..., k]
         span = np.ptp(m)
         i, j = divmod(k, columns)
-        out[i * (h + pad) : i * (h + pad) + h, j * (w + pad) : j * (w + pad) + w] = (m - m.min()) / span if span > 0 else 0.0
+        out[i * (h + pad) : i * (h + pad) + h, j * (w + pad) : j * (w + pad) + w] = (
+            (m - m.min()) / span if span > 0 else 0.0
+        )
     return out, columns
 
 
@@ -207,7 +226,14 @@ class FeatureMapExplorer(Visualizer):
         self.layers = spatial_layers(model)
         if not self.layers:
             raise ValueError("the model has no layer with 2-D maps (N, H, W, C) to show")
-        self.state = {"image": image, "layer": layer or self.layers[0], "channel": 0, "row": 0, "col": 0, "show": "maps"}
+        self.state = {
+            "image": image,
+            "layer": layer or self.layers[0],
+            "channel": 0,
+            "row": 0,
+            "col": 0,
+            "show": "maps",
+        }
         self.view = PngView()
         self._figure = None
         self._maps_cache = {}
@@ -245,9 +271,15 @@ class FeatureMapExplorer(Visualizer):
 
     def status(self) -> str:
         s, m = self.state, self.maps()
-        head = f"layer {s['layer']}: {m.shape[2]} maps of {m.shape[0]}×{m.shape[1]}; map {s['channel']} at ({s['row']}, {s['col']}) = {m[s['row'], s['col'], s['channel']]:.4g}"
+        value = m[s["row"], s["col"], s["channel"]]
+        head = (
+            f"layer {s['layer']}: {m.shape[2]} maps of {m.shape[0]}×{m.shape[1]}; "
+            f"map {s['channel']} at ({s['row']}, {s['col']}) = {value:.4g}"
+        )
         e = self.explanation()
-        return head + ("\n" + e.arithmetic() if e is not None else "\n(the arithmetic is shown for Conv2D and pooling layers)")
+        return head + (
+            "\n" + e.arithmetic() if e is not None else "\n(the arithmetic is shown for Conv2D and pooling layers)"
+        )
 
     def render_figure(self):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -276,8 +308,16 @@ class FeatureMapExplorer(Visualizer):
         ax_in.set_title(f"layer input, channel {shown_channel}", fontsize=9)
         if e is not None:
             fh, fw = e.window.shape[:2]
-            ax_in.add_patch(Rectangle((e.top_left[1] - 0.5, e.top_left[0] - 0.5), (fw - 1) * e.step + 1, (fh - 1) * e.step + 1,
-                                      fill=False, edgecolor="tab:orange", linewidth=2))
+            ax_in.add_patch(
+                Rectangle(
+                    (e.top_left[1] - 0.5, e.top_left[0] - 0.5),
+                    (fw - 1) * e.step + 1,
+                    (fh - 1) * e.step + 1,
+                    fill=False,
+                    edgecolor="tab:orange",
+                    linewidth=2,
+                )
+            )
         ax_k = fig.add_subplot(grid[0, 1])
         if e is not None and e.kind == "conv":
             k = e.kernel[..., 0]
@@ -288,14 +328,24 @@ class FeatureMapExplorer(Visualizer):
                     ax_k.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
             ax_k.set_title(f"kernel {s['channel']}, input ch. 0", fontsize=9)
         else:
-            ax_k.text(0.5, 0.5, "no kernel\n(not Conv2D)", ha="center", va="center", fontsize=9, transform=ax_k.transAxes)
+            ax_k.text(
+                0.5, 0.5, "no kernel\n(not Conv2D)", ha="center", va="center", fontsize=9, transform=ax_k.transAxes
+            )
         ax_w = fig.add_subplot(grid[1, 1])
         if e is not None:
             wv = e.window[..., 0 if e.kind == "conv" else s["channel"]]
             ax_w.imshow(wv, cmap="gray_r")
             if wv.size <= 25:
                 for (i, j), v in np.ndenumerate(wv):
-                    ax_w.text(j, i, "pad" if np.isnan(v) else f"{v:.2f}", ha="center", va="center", fontsize=7, color="tab:red")
+                    ax_w.text(
+                        j,
+                        i,
+                        "pad" if np.isnan(v) else f"{v:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="tab:red",
+                    )
             ax_w.set_title("input window", fontsize=9)
         ax_map = fig.add_subplot(grid[:, 2])
         ax_map.imshow(m[..., s["channel"]], cmap="viridis")
@@ -312,12 +362,24 @@ class FeatureMapExplorer(Visualizer):
         else:
             tiles, columns = _mosaic(m[..., : self.MAX_MAPS], 8)
             ax_all.imshow(tiles, cmap="viridis")
-            ax_all.set_title(f"{s['layer']}: all {m.shape[2]} maps" + (f" (first {self.MAX_MAPS})" if m.shape[2] > self.MAX_MAPS else ""), fontsize=9)
+            ax_all.set_title(
+                f"{s['layer']}: all {m.shape[2]} maps"
+                + (f" (first {self.MAX_MAPS})" if m.shape[2] > self.MAX_MAPS else ""),
+                fontsize=9,
+            )
             size = m.shape[:2]
         if s["channel"] < self.MAX_MAPS:
             i, j = divmod(s["channel"], columns)
-            ax_all.add_patch(Rectangle((j * (size[1] + 1) - 1, i * (size[0] + 1) - 1), size[1] + 1, size[0] + 1,
-                                       fill=False, edgecolor="red", linewidth=2))
+            ax_all.add_patch(
+                Rectangle(
+                    (j * (size[1] + 1) - 1, i * (size[0] + 1) - 1),
+                    size[1] + 1,
+                    size[0] + 1,
+                    fill=False,
+                    edgecolor="red",
+                    linewidth=2,
+                )
+            )
         for ax in fig.axes:
             ax.set_xticks([])
             ax.set_yticks([])

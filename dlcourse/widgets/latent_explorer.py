@@ -98,8 +98,10 @@ class LatentExplorer(Visualizer):
         d = self.denoising()
         if d is not None:
             noisy, denoised, clean = d
-            text += (f"; noise {self.state['noise']:.2f}: error (MSE) of the noisy input {np.mean((noisy - clean) ** 2):.4f}, "
-                     f"of the denoised output {np.mean((denoised - clean) ** 2):.4f}")
+            text += (
+                f"; noise {self.state['noise']:.2f}: error (MSE) of the noisy input {np.mean((noisy - clean) ** 2):.4f}, "
+                f"of the denoised output {np.mean((denoised - clean) ** 2):.4f}"
+            )
         return text
 
     # --- drawing ----------------------------------------------------------------------
@@ -121,8 +123,15 @@ class LatentExplorer(Visualizer):
             if self.labels is not None:
                 for digit in np.unique(self.labels):
                     centre = np.median(self.codes[self.labels == digit], axis=0)
-                    ax.text(*centre, str(digit), fontsize=11, weight="bold", ha="center", va="center",
-                            bbox=dict(boxstyle="round,pad=0.15", fc="white", alpha=0.7, lw=0))
+                    ax.text(
+                        *centre,
+                        str(digit),
+                        fontsize=11,
+                        weight="bold",
+                        ha="center",
+                        va="center",
+                        bbox=dict(boxstyle="round,pad=0.15", fc="white", alpha=0.7, lw=0),
+                    )
         a["marker"] = ax.scatter([0], [0], marker="X", s=160, c="black", edgecolors="white", linewidths=1.5, zorder=5)
         ax.set_xlim(*self.bounds[0])
         ax.set_ylim(*self.bounds[1])
@@ -131,7 +140,9 @@ class LatentExplorer(Visualizer):
         a["decoded"] = axes[1].imshow(np.zeros((28, 28)), cmap="gray_r", vmin=0, vmax=1)
         a["decoded_title"] = axes[1].set_title("", fontsize=9)
         if self.denoiser is not None:
-            for key, ax_i, title in zip(("noisy", "denoised", "clean"), axes[2:], ("noisy input", "denoised", "original")):
+            for key, ax_i, title in zip(
+                ("noisy", "denoised", "clean"), axes[2:], ("noisy input", "denoised", "original")
+            ):
                 a[key] = ax_i.imshow(np.zeros((28, 28)), cmap="gray_r", vmin=0, vmax=1)
                 a[key + "_title"] = ax_i.set_title(title, fontsize=9)
         for ax_i in axes[1:]:

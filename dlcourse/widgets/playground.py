@@ -103,9 +103,23 @@ class Playground(Visualizer):
 
     GRID = 60  # heatmap resolution per axis
 
-    def __init__(self, dataset: str = "circle", *, noise: float = 0.1, test_fraction: float = 0.5,
-                 n_points: int = 400, seed: int = 0, **arch):
-        self.dataset, self.noise, self.test_fraction, self.n_points, self.seed = dataset, noise, test_fraction, n_points, seed
+    def __init__(
+        self,
+        dataset: str = "circle",
+        *,
+        noise: float = 0.1,
+        test_fraction: float = 0.5,
+        n_points: int = 400,
+        seed: int = 0,
+        **arch,
+    ):
+        self.dataset, self.noise, self.test_fraction, self.n_points, self.seed = (
+            dataset,
+            noise,
+            test_fraction,
+            n_points,
+            seed,
+        )
         self.arch = Architecture(**{**Architecture().__dict__, **arch})
         self.view = PngView()
         self._figure = None
@@ -233,8 +247,10 @@ class Playground(Visualizer):
 
     def _record(self) -> None:
         h = self.history
-        for x, y, losses, accs in ((self.x_train, self.y_train, h.train_loss, h.train_acc),
-                                   (self.x_test, self.y_test, h.test_loss, h.test_acc)):
+        for x, y, losses, accs in (
+            (self.x_train, self.y_train, h.train_loss, h.train_acc),
+            (self.x_test, self.y_test, h.test_loss, h.test_acc),
+        ):
             loss, acc = self._losses(x, y)
             losses.append(loss)
             accs.append(acc)
@@ -266,15 +282,27 @@ class Playground(Visualizer):
                 i, j = divmod(k, 8)
                 grid[i * 42 : i * 42 + 28, j * 30 : j * 30 + 28] = 1 - self._images[k] / 255
             a["image"] = left.imshow(grid, cmap="gray", vmin=0, vmax=1)
-            a["labels"] = [left.text(j * 30 + 14, i * 42 + 37, "", ha="center", va="center", fontsize=11, weight="bold")
-                           for i, j in (divmod(k, 8) for k in range(16))]
+            a["labels"] = [
+                left.text(j * 30 + 14, i * 42 + 37, "", ha="center", va="center", fontsize=11, weight="bold")
+                for i, j in (divmod(k, 8) for k in range(16))
+            ]
             left.axis("off")
         else:
             lim = 6.0
-            a["heat"] = left.imshow(np.zeros((self.GRID, self.GRID)), origin="lower", extent=(-lim, lim, -lim, lim),
-                                    cmap="RdBu_r", vmin=0, vmax=1, alpha=0.8, interpolation="bilinear")
+            a["heat"] = left.imshow(
+                np.zeros((self.GRID, self.GRID)),
+                origin="lower",
+                extent=(-lim, lim, -lim, lim),
+                cmap="RdBu_r",
+                vmin=0,
+                vmax=1,
+                alpha=0.8,
+                interpolation="bilinear",
+            )
             colours = np.array(["#1f5fbf", "#d0451b"])
-            left.scatter(*self.x_train.T, c=colours[self.y_train], s=14, edgecolors="white", linewidths=0.7, label="train")
+            left.scatter(
+                *self.x_train.T, c=colours[self.y_train], s=14, edgecolors="white", linewidths=0.7, label="train"
+            )
             left.scatter(*self.x_test.T, c=colours[self.y_test], s=14, edgecolors="black", linewidths=0.7, label="test")
             left.set_xlim(-lim, lim)
             left.set_ylim(-lim, lim)
@@ -285,8 +313,8 @@ class Playground(Visualizer):
             gx, gy = np.meshgrid(axis, axis)
             self._grid_points = np.stack([gx.ravel(), gy.ravel()], 1)
         a["title"] = left.set_title("", fontsize=9)
-        a["train"], = right.plot([], [], label="train loss", color="tab:blue")
-        a["test"], = right.plot([], [], label="test loss", color="tab:orange")
+        (a["train"],) = right.plot([], [], label="train loss", color="tab:blue")
+        (a["test"],) = right.plot([], [], label="test loss", color="tab:orange")
         right.set_xlabel("epoch", fontsize=8)
         right.tick_params(labelsize=7)
         right.grid(alpha=0.3)
@@ -336,16 +364,48 @@ class Playground(Visualizer):
         lay = w.Layout(width="250px")
         c = self._controls = {
             "dataset": w.Dropdown(options=DATASETS, value=self.dataset, description="data", style=style, layout=lay),
-            "noise": w.FloatSlider(value=self.noise, min=0, max=0.5, step=0.05, description="noise", continuous_update=False, style=style, layout=lay),
-            "test_fraction": w.FloatSlider(value=self.test_fraction, min=0.1, max=0.9, step=0.1, description="test share", continuous_update=False, style=style, layout=lay),
-            "layers": w.IntSlider(value=len(a.hidden), min=0, max=MAX_LAYERS, description="hidden layers", style=style, layout=lay),
-            "activation": w.Dropdown(options=ACTIVATIONS, value=a.activation, description="activation", style=style, layout=lay),
+            "noise": w.FloatSlider(
+                value=self.noise,
+                min=0,
+                max=0.5,
+                step=0.05,
+                description="noise",
+                continuous_update=False,
+                style=style,
+                layout=lay,
+            ),
+            "test_fraction": w.FloatSlider(
+                value=self.test_fraction,
+                min=0.1,
+                max=0.9,
+                step=0.1,
+                description="test share",
+                continuous_update=False,
+                style=style,
+                layout=lay,
+            ),
+            "layers": w.IntSlider(
+                value=len(a.hidden), min=0, max=MAX_LAYERS, description="hidden layers", style=style, layout=lay
+            ),
+            "activation": w.Dropdown(
+                options=ACTIVATIONS, value=a.activation, description="activation", style=style, layout=lay
+            ),
             "l2": w.Dropdown(options=L2_RATES, value=a.l2, description="L2 rate", style=style, layout=lay),
-            "learning_rate": w.Dropdown(options=LEARNING_RATES, value=a.learning_rate, description="learning rate", style=style, layout=lay),
+            "learning_rate": w.Dropdown(
+                options=LEARNING_RATES, value=a.learning_rate, description="learning rate", style=style, layout=lay
+            ),
         }
-        self._neurons = [w.IntSlider(value=(a.hidden[i] if i < len(a.hidden) else 4), min=1, max=MAX_NEURONS,
-                                     description=f"layer {i + 1}", style={"description_width": "50px"}, layout=w.Layout(width="200px"))
-                         for i in range(MAX_LAYERS)]
+        self._neurons = [
+            w.IntSlider(
+                value=(a.hidden[i] if i < len(a.hidden) else 4),
+                min=1,
+                max=MAX_NEURONS,
+                description=f"layer {i + 1}",
+                style={"description_width": "50px"},
+                layout=w.Layout(width="200px"),
+            )
+            for i in range(MAX_LAYERS)
+        ]
         self._play = w.Play(value=0, min=0, max=10**9, interval=250, description="play / pause")
         step = w.Button(description="step", icon="step-forward", layout=w.Layout(width="80px"))
         reset = w.Button(description="reset", icon="refresh", layout=w.Layout(width="80px"))
@@ -357,9 +417,14 @@ class Playground(Visualizer):
             if self._syncing:
                 return
             hidden = tuple(s.value for s in self._neurons[: c["layers"].value])
-            self.set(dataset=c["dataset"].value, noise=c["noise"].value, test_fraction=c["test_fraction"].value,
-                     hidden=hidden, activation=c["activation"].value, l2=c["l2"].value) if self._data_or_arch_changed(hidden) \
-                else self.set(learning_rate=c["learning_rate"].value)
+            self.set(
+                dataset=c["dataset"].value,
+                noise=c["noise"].value,
+                test_fraction=c["test_fraction"].value,
+                hidden=hidden,
+                activation=c["activation"].value,
+                l2=c["l2"].value,
+            ) if self._data_or_arch_changed(hidden) else self.set(learning_rate=c["learning_rate"].value)
 
         def tick(_):
             # Coalesce: ticks that queued up while a step ran are dropped, so pause is immediate.
@@ -386,8 +451,14 @@ class Playground(Visualizer):
 
     def _data_or_arch_changed(self, hidden) -> bool:
         c = self._controls
-        return (c["dataset"].value, c["noise"].value, c["test_fraction"].value, hidden, c["activation"].value, c["l2"].value) != (
-            self.dataset, self.noise, self.test_fraction, self.arch.hidden, self.arch.activation, self.arch.l2)
+        return (
+            c["dataset"].value,
+            c["noise"].value,
+            c["test_fraction"].value,
+            hidden,
+            c["activation"].value,
+            c["l2"].value,
+        ) != (self.dataset, self.noise, self.test_fraction, self.arch.hidden, self.arch.activation, self.arch.l2)
 
     def _sync_controls(self) -> None:
         if self._widget is None:

@@ -97,8 +97,10 @@ class Unroller(Visualizer):
         v = self.values()
         k = range(self.units)
         fmt = lambda a: ", ".join(f"{a[j]:+.2f}" for j in k)  # noqa: E731
-        return (f"t = {self.t}: forget [{fmt(v['f'])}]  input [{fmt(v['i'])}]  candidate [{fmt(v['g'])}]  "
-                f"output [{fmt(v['o'])}]  cell [{fmt(v['c'])}]  hidden [{fmt(v['h'])}]  (first {self.units} units)")
+        return (
+            f"t = {self.t}: forget [{fmt(v['f'])}]  input [{fmt(v['i'])}]  candidate [{fmt(v['g'])}]  "
+            f"output [{fmt(v['o'])}]  cell [{fmt(v['c'])}]  hidden [{fmt(v['h'])}]  (first {self.units} units)"
+        )
 
     def _layout(self):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -109,9 +111,13 @@ class Unroller(Visualizer):
         grid = fig.add_gridspec(3, 2, width_ratios=[1.25, 1], height_ratios=[1, 1, 1])
         a = self._artists = {}
         ax = a["series"] = fig.add_subplot(grid[0, 0])
-        series = self.labels if self.labels is not None else (self.sequence if self.sequence.ndim == 1 else self.sequence[:, 0])
+        series = (
+            self.labels
+            if self.labels is not None
+            else (self.sequence if self.sequence.ndim == 1 else self.sequence[:, 0])
+        )
         ax.plot(series, color="0.7", lw=1)
-        a["series_done"], = ax.plot([], [], color="tab:blue", lw=1.5)
+        (a["series_done"],) = ax.plot([], [], color="tab:blue", lw=1.5)
         a["series_now"] = ax.axvline(0, color="tab:red", lw=1)
         ax.set_title("input sequence (blue: seen so far)", fontsize=9)
         ax.tick_params(labelsize=7)
@@ -122,7 +128,14 @@ class Unroller(Visualizer):
                 ax = fig.add_subplot(sub)
                 data = self.trace[key].T
                 lim = (0, 1) if key in "fio" else (-np.abs(data).max(), np.abs(data).max())
-                ax.imshow(data, aspect="auto", cmap="viridis" if key in "fio" else "RdBu_r", vmin=lim[0], vmax=lim[1], interpolation="nearest")
+                ax.imshow(
+                    data,
+                    aspect="auto",
+                    cmap="viridis" if key in "fio" else "RdBu_r",
+                    vmin=lim[0],
+                    vmax=lim[1],
+                    interpolation="nearest",
+                )
                 a["heat"][key] = ax.axvline(0, color="red", lw=1)
                 names = {"f": "forget gate", "i": "input gate", "c": "cell state", "h": "hidden state"}
                 ax.set_title(f"{names[key]} (units × time)", fontsize=9)
@@ -138,17 +151,29 @@ class Unroller(Visualizer):
         v = self.values()
         k = range(self.units)
         column = lambda a: "\n".join(f"{a[j]:+.2f}" for j in k)  # noqa: E731
-        draw_lstm_cell(ax, annotations={"forget_gate": column(v["f"]), "input_gate": column(v["i"]),
-                                        "candidate": column(v["g"]), "output_gate": column(v["o"]),
-                                        "c_out": "c(t):\n" + column(v["c"]), "h_out": "h(t):\n" + column(v["h"])},
-                       fontsize=8.5)
+        draw_lstm_cell(
+            ax,
+            annotations={
+                "forget_gate": column(v["f"]),
+                "input_gate": column(v["i"]),
+                "candidate": column(v["g"]),
+                "output_gate": column(v["o"]),
+                "c_out": "c(t):\n" + column(v["c"]),
+                "h_out": "h(t):\n" + column(v["h"]),
+            },
+            fontsize=8.5,
+        )
         ax.set_title(f"the LSTM cell at t = {self.t} (first {self.units} units)", fontsize=10)
 
     def render_figure(self):
         if self._figure is None:
             self._layout()
         a = self._artists
-        series = self.labels if self.labels is not None else (self.sequence if self.sequence.ndim == 1 else self.sequence[:, 0])
+        series = (
+            self.labels
+            if self.labels is not None
+            else (self.sequence if self.sequence.ndim == 1 else self.sequence[:, 0])
+        )
         a["series_done"].set_data(np.arange(self.t + 1), series[: self.t + 1])
         a["series_now"].set_xdata([self.t, self.t])
         for line in a["heat"].values():

@@ -26,8 +26,15 @@ REPO = Path(__file__).resolve().parents[2]
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 # Chromium's own background connections are refused on an offline machine and would
 # show up as console noise; the course never needs them.
-CHROMIUM_ARGS = ["--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-quic", "--no-first-run", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
 # Front-end settings for the temporary user: every cell stays in the page (no windowing),
 # and no news or update check (they would need the internet).
 LAB_SETTINGS = {
@@ -47,11 +54,15 @@ def pytest_terminal_summary(terminalreporter, config):
     grouped: dict[tuple[str, str], list[float]] = {}
     for name, action, seconds in LATENCIES:
         grouped.setdefault((name, action), []).append(seconds)
-    rows = [{"visualizer": n, "action": a, "median_s": statistics.median(ts), "worst_s": max(ts), "n": len(ts)}
-            for (n, a), ts in grouped.items()]
+    rows = [
+        {"visualizer": n, "action": a, "median_s": statistics.median(ts), "worst_s": max(ts), "n": len(ts)}
+        for (n, a), ts in grouped.items()
+    ]
     terminalreporter.section("browser: input to updated picture (median, worst)")
     for r in rows:
-        terminalreporter.write_line(f"{r['visualizer']:<22} {r['action']:<40} {r['median_s'] * 1000:6.0f} ms {r['worst_s'] * 1000:6.0f} ms  (n={r['n']})")
+        terminalreporter.write_line(
+            f"{r['visualizer']:<22} {r['action']:<40} {r['median_s'] * 1000:6.0f} ms {r['worst_s'] * 1000:6.0f} ms  (n={r['n']})"
+        )
     out = os.environ.get("DLCOURSE_LATENCY_JSON")
     if out:
         Path(out).write_text(json.dumps(rows, indent=1))
@@ -89,8 +100,9 @@ class Lab:
         return f"{self.base}/lab/tree/{path}?token={self.token}"
 
     def api(self, path: str, method: str = "GET"):
-        request = urllib.request.Request(f"{self.base}/api/{path}", method=method,
-                                         headers={"Authorization": f"token {self.token}"})
+        request = urllib.request.Request(
+            f"{self.base}/api/{path}", method=method, headers={"Authorization": f"token {self.token}"}
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             body = response.read()
         return json.loads(body) if body else None
@@ -126,10 +138,18 @@ def lab(tmp_path_factory):
         JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
         JUPYTER_RUNTIME_DIR=str(home / "runtime"),
     )
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-               f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-               "--LabApp.expose_app_in_browser=True"]
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.expose_app_in_browser=True",
+    ]
     if hasattr(os, "getuid") and os.getuid() == 0:
         command.append("--allow-root")
     log = home / "lab.log"
@@ -146,7 +166,9 @@ def lab(tmp_path_factory):
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    pytest.fail(f"JupyterLab did not answer /api/status in {SERVER_START_TIMEOUT} s:\n{server.log_tail()}")
+                    pytest.fail(
+                        f"JupyterLab did not answer /api/status in {SERVER_START_TIMEOUT} s:\n{server.log_tail()}"
+                    )
                 time.sleep(0.5)
         yield server
     finally:
@@ -167,8 +189,10 @@ def browser():
         pytest.skip("Playwright is not installed: run `make test` (it installs the course's environment)")
     executable = find_chromium()
     if executable is None:
-        pytest.skip("no Chromium found: `apt-get install chromium` (make test installs it when run as root), "
-                    "or set DLCOURSE_CHROMIUM to a Chromium binary")
+        pytest.skip(
+            "no Chromium found: `apt-get install chromium` (make test installs it when run as root), "
+            "or set DLCOURSE_CHROMIUM to a Chromium binary"
+        )
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
         try:

@@ -127,8 +127,9 @@ def timed_change(page, action, watched, timeout_s: float = 30) -> float:
     before = handle.evaluate(read)
     start = time.perf_counter()
     action()
-    page.wait_for_function(f"([el, before]) => ({read})(el) !== before", arg=[handle, before], timeout=timeout_s * 1000,
-                           polling="raf")
+    page.wait_for_function(
+        f"([el, before]) => ({read})(el) !== before", arg=[handle, before], timeout=timeout_s * 1000, polling="raf"
+    )
     return time.perf_counter() - start
 
 

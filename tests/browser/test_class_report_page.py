@@ -40,8 +40,14 @@ def test_class_report_draws_offline(browser, tmp_path, screenshots):
         for i in range(3):
             box = charts.nth(i).bounding_box()
             assert box["width"] > 600 and box["height"] > 150, box
-        assert page.locator("h2").all_inner_texts() == ["Scores", "Test cells", "Why tests failed", "Needs a look",
-                                                        "Time per submission", "Every submission"]
+        assert page.locator("h2").all_inner_texts() == [
+            "Scores",
+            "Test cells",
+            "Why tests failed",
+            "Needs a look",
+            "Time per submission",
+            "Every submission",
+        ]
         cards = page.locator(".card").all_inner_texts()
         assert cards[0].split()[0] == "11" and "submissions" in cards[0]
         assert page.get_by_text("nguyễnhoa (1005)").count() >= 1, "names are shown as the platform wrote them"

@@ -55,18 +55,25 @@ def use_playground(page, area, record):
     status = status_text(area, r"^epoch \d+")
     epoch = lambda: int(re.match(r"epoch (\d+)", status.inner_text()).group(1))  # noqa: E731
     picture = area.locator("img").first
-    record("hidden layers slider (rebuild + redraw)", timed_change(page, lambda: press_slider(page, area, "hidden layers", "ArrowLeft"), picture))
+    record(
+        "hidden layers slider (rebuild + redraw)",
+        timed_change(page, lambda: press_slider(page, area, "hidden layers", "ArrowLeft"), picture),
+    )
     page.wait_for_function("el => /^epoch 0:/.test(el.innerText)", arg=status.element_handle())
     timed_change(page, lambda: press_slider(page, area, "hidden layers", "ArrowRight"), picture)
     step = area.locator("button", has_text=re.compile(r"^\s*step\s*$"))
     for _ in range(REPEAT):
         before = epoch()
         record("step (1 epoch + redraw)", timed_change(page, step.click, picture))
-        page.wait_for_function("([el, n]) => !el.innerText.startsWith(`epoch ${n}:`)", arg=[status.element_handle(), before])
+        page.wait_for_function(
+            "([el, n]) => !el.innerText.startsWith(`epoch ${n}:`)", arg=[status.element_handle(), before]
+        )
         assert epoch() > before, f"step did not train: epoch {before} -> {epoch()}"
     play = area.locator(".widget-play button").first  # toggles play / pause
     record("play (first tick: 5 epochs + redraw)", timed_change(page, play.click, picture))
-    page.wait_for_function("el => Number(/^epoch (\\d+)/.exec(el.innerText)[1]) >= 150", arg=status.element_handle(), timeout=120_000)
+    page.wait_for_function(
+        "el => Number(/^epoch (\\d+)/.exec(el.innerText)[1]) >= 150", arg=status.element_handle(), timeout=120_000
+    )
     play.click()
     paused = epoch()
     page.wait_for_timeout(1500)
@@ -78,7 +85,10 @@ def use_conv_explorer(page, area, record):
     before = status.inner_text()
     kernel = int(slider_value(area, "kernel F"))
     for _ in range(REPEAT):
-        record("kernel slider (geometry + redraw)", timed_change(page, lambda: press_slider(page, area, "kernel F"), area.locator("img").first))
+        record(
+            "kernel slider (geometry + redraw)",
+            timed_change(page, lambda: press_slider(page, area, "kernel F"), area.locator("img").first),
+        )
     assert int(slider_value(area, "kernel F")) == kernel + REPEAT
     page.wait_for_function("([el, old]) => el.innerText !== old", arg=[status.element_handle(), before])
     for _ in range(REPEAT):  # back to the lesson's configuration for the screenshot
@@ -93,7 +103,10 @@ def use_conv_explorer(page, area, record):
 def use_feature_maps(page, area, record):
     status = status_text(area, r"maps of")
     for _ in range(REPEAT):
-        record("map slider (maps + arithmetic + redraw)", timed_change(page, lambda: press_slider(page, area, "map"), area.locator("img").first))
+        record(
+            "map slider (maps + arithmetic + redraw)",
+            timed_change(page, lambda: press_slider(page, area, "map"), area.locator("img").first),
+        )
     page.wait_for_function(f"el => /map {REPEAT} at/.test(el.innerText)", arg=status.element_handle())
     record("image slider", timed_change(page, lambda: press_slider(page, area, "image"), area.locator("img").first))
 
@@ -102,17 +115,28 @@ def use_unroller(page, area, record):
     status = status_text(area, r"^t = \d+")
     t = int(re.match(r"t = (\d+)", status.inner_text()).group(1))
     for _ in range(REPEAT):
-        record("time slider (gates + redraw)", timed_change(page, lambda: press_slider(page, area, "time t", "ArrowLeft"), area.locator("img").first))
-    page.wait_for_function("([el, t]) => el.innerText.startsWith(`t = ${t}:`)", arg=[status.element_handle(), t - REPEAT])
+        record(
+            "time slider (gates + redraw)",
+            timed_change(page, lambda: press_slider(page, area, "time t", "ArrowLeft"), area.locator("img").first),
+        )
+    page.wait_for_function(
+        "([el, t]) => el.innerText.startsWith(`t = ${t}:`)", arg=[status.element_handle(), t - REPEAT]
+    )
 
 
 def use_latent_explorer(page, area, record):
     status = status_text(area, r"^code z = ")
     before = status.inner_text()
     for _ in range(REPEAT):
-        record("z1 slider (decode + redraw)", timed_change(page, lambda: press_slider(page, area, "code z1"), area.locator("img").first))
+        record(
+            "z1 slider (decode + redraw)",
+            timed_change(page, lambda: press_slider(page, area, "code z1"), area.locator("img").first),
+        )
     page.wait_for_function("([el, old]) => el.innerText !== old", arg=[status.element_handle(), before])
-    record("noise slider (denoise + redraw)", timed_change(page, lambda: press_slider(page, area, "noise"), area.locator("img").first))
+    record(
+        "noise slider (denoise + redraw)",
+        timed_change(page, lambda: press_slider(page, area, "noise"), area.locator("img").first),
+    )
 
 
 def bar_percentages(bars) -> list[int]:
@@ -139,7 +163,10 @@ def use_draw_digit(page, area, record):
     timed_change(page, stroke, preview)
     page.wait_for_function("el => /[1-9]\\d*%/.test(el.innerText)", arg=bars.element_handle())
     for k in range(1, REPEAT + 1):  # thicken the top of the line a little: the picture updates on mouse-up
-        record("short stroke (preprocess + predict + redraw)", timed_change(page, lambda k=k: stroke(0.08, 2, dx=2.0 * k), preview))
+        record(
+            "short stroke (preprocess + predict + redraw)",
+            timed_change(page, lambda k=k: stroke(0.08, 2, dx=2.0 * k), preview),
+        )
     probabilities = bar_percentages(bars)
     assert len(probabilities) == 10, bars.inner_text()
     assert max(range(10), key=probabilities.__getitem__) == 1, f"a vertical stroke was not read as a 1: {probabilities}"
@@ -154,7 +181,9 @@ class Visualizer:
 
 VISUALIZERS = {
     "01_shallow_vs_deep/01_shallow_vs_deep.ipynb": [Visualizer("playground", "Playground(", use_playground)],
-    "02_conv_pool_arithmetic/02_conv_pool_arithmetic.ipynb": [Visualizer("conv_explorer", "ConvExplorer(size=5", use_conv_explorer)],
+    "02_conv_pool_arithmetic/02_conv_pool_arithmetic.ipynb": [
+        Visualizer("conv_explorer", "ConvExplorer(size=5", use_conv_explorer)
+    ],
     "03_cnns/03_cnns.ipynb": [Visualizer("feature_map_explorer", "FeatureMapExplorer(cnn", use_feature_maps)],
     "04_rnn_lstm/04_rnn_lstm.ipynb": [Visualizer("unroller", "Unroller(lstm_layer", use_unroller)],
     "05_autoencoders/05_autoencoders.ipynb": [Visualizer("latent_explorer", "LatentExplorer(", use_latent_explorer)],

@@ -13,12 +13,12 @@ from lab_driver import cell_index, open_notebook, save, set_cell_source
 pytestmark = [pytest.mark.browser, pytest.mark.notebooks]
 
 LESSON = "lessons/00_getting_started/00_getting_started.ipynb"
-CORRECT_PREPROCESS = '''def preprocess_images(images):
+CORRECT_PREPROCESS = """def preprocess_images(images):
     return (images[..., np.newaxis] / 255.0).astype(np.float32)
-'''
-WRONG_ONE_HOT = '''def one_hot(labels, num_classes=10):
+"""
+WRONG_ONE_HOT = """def one_hot(labels, num_classes=10):
     return np.zeros((len(labels), num_classes), np.float32)  # forgot the ones
-'''
+"""
 VALIDATE_TIMEOUT_S = 300  # nbgrader runs the whole lesson; the course's cell timeout
 
 

@@ -41,10 +41,15 @@ def submissions() -> dict[str, dict]:
     partial = copy.deepcopy(blank)
     for gid in ("conv_output_size", "conv_param_count"):
         _cell(partial, gid)["source"] = _cell(solution, gid)["source"]
-    unpadded = _bug(solution, "conv2d", "xp = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))",
-                    "xp = x")
-    no_bias = _bug(_bug(solution, "conv_param_count", "return (f * f * d_in) * k + k", "return (f * f * d_in) * k"),
-                   "layer_table", "(f * f * c) * k + k", "(f * f * c) * k")
+    unpadded = _bug(
+        solution, "conv2d", "xp = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))", "xp = x"
+    )
+    no_bias = _bug(
+        _bug(solution, "conv_param_count", "return (f * f * d_in) * k + k", "return (f * f * d_in) * k"),
+        "layer_table",
+        "(f * f * c) * k + k",
+        "(f * f * c) * k",
+    )
     never_ends = copy.deepcopy(solution)
     _cell(never_ends, "layer_table")["source"] = "while True:\n    pass\n" + _cell(never_ends, "layer_table")["source"]
     classes = {
@@ -53,8 +58,12 @@ def submissions() -> dict[str, dict]:
         "ødegårdzoë": unpadded,
         "brownoliver": _bug(unpadded, "receptive_field", "        jump *= s\n", ""),
         "nguyễnhoa": _bug(solution, "pool2d", "return _pool(x, f, s, np.mean)", "return _pool(x, f, s, np.max)"),
-        "okaforchidi": _bug(solution, "conv_output_size", '    if span % s:\n        raise ValueError(f"(W1 - F + 2P) / S = '
-                            '{span}/{s} is not a whole number")\n', ""),
+        "okaforchidi": _bug(
+            solution,
+            "conv_output_size",
+            '    if span % s:\n        raise ValueError(f"(W1 - F + 2P) / S = {span}/{s} is not a whole number")\n',
+            "",
+        ),
         "garcíaana": no_bias,
         "williamsnoah": _bug(solution, "receptive_field", "        jump *= s\n", ""),
         "chenmia": never_ends,
@@ -71,8 +80,9 @@ def main(dest: Path = DEST) -> None:
             for name, nb in submissions().items():
                 zf.writestr(name, json.dumps(nb, indent=1))
         out = Path(tmp) / "out"
-        autograde.autograde(LESSON, archive, out, jobs=2, timeout=TIMEOUT, wall_clock=240, limits=LIMITS,
-                            progress=print)
+        autograde.autograde(
+            LESSON, archive, out, jobs=2, timeout=TIMEOUT, wall_clock=240, limits=LIMITS, progress=print
+        )
         dest.mkdir(parents=True, exist_ok=True)
         for name in ("grades.csv", "results.jsonl"):
             shutil.copyfile(out / name, dest / name)

@@ -22,8 +22,15 @@ from grader import autograde, sandbox
 
 
 class SandboxedKernel:
-    def __init__(self, lesson: str, notebook: str | None = None, limits: sandbox.Limits | None = None,
-                 isolate: bool = True, files: dict[str, Path] | None = None, plan_extra: dict | None = None):
+    def __init__(
+        self,
+        lesson: str,
+        notebook: str | None = None,
+        limits: sandbox.Limits | None = None,
+        isolate: bool = True,
+        files: dict[str, Path] | None = None,
+        plan_extra: dict | None = None,
+    ):
         self.work = Path(tempfile.mkdtemp(prefix="k-", dir="/tmp"))
         master, _ = autograde.prepare(lesson, self.work)
         plans = json.loads((master / "plans.json").read_text())
@@ -34,22 +41,37 @@ class SandboxedKernel:
         self.results = self.runtime / "referee"
         self.results.mkdir()
         plan_path = self.runtime / "plan.json"
-        plan_path.write_text(json.dumps({**plan, **(plan_extra or {}), "key": self.key.hex(),
-                                         "results": str(self.results)}))
+        plan_path.write_text(
+            json.dumps({**plan, **(plan_extra or {}), "key": self.key.hex(), "results": str(self.results)})
+        )
         self.limits = limits or sandbox.Limits()
         env = dict(os.environ)
         from dlcourse import data
 
-        env.update(sandbox.settings(self.limits, self.runtime, isolate, files, {str(data.DATA_DIR): master / "data"},
-                                    {"mnist.npz": data.mnist_path()}))
-        env.update({sandbox.PLAN_ENV: str(plan_path), "JUPYTER_PATH": str(master / "share"),
-                    "JUPYTER_RUNTIME_DIR": str(self.runtime)})
+        env.update(
+            sandbox.settings(
+                self.limits,
+                self.runtime,
+                isolate,
+                files,
+                {str(data.DATA_DIR): master / "data"},
+                {"mnist.npz": data.mnist_path()},
+            )
+        )
+        env.update(
+            {
+                sandbox.PLAN_ENV: str(plan_path),
+                "JUPYTER_PATH": str(master / "share"),
+                "JUPYTER_RUNTIME_DIR": str(self.runtime),
+            }
+        )
         from jupyter_client.kernelspec import KernelSpecManager
         from jupyter_client.manager import KernelManager
 
         ksm = KernelSpecManager(kernel_dirs=[str(master / "share" / "kernels")])
-        self.km = KernelManager(kernel_name=sandbox.KERNEL_NAME, kernel_spec_manager=ksm, transport="ipc",
-                                ip=str(self.runtime / "kernel"))
+        self.km = KernelManager(
+            kernel_name=sandbox.KERNEL_NAME, kernel_spec_manager=ksm, transport="ipc", ip=str(self.runtime / "kernel")
+        )
         self.km.start_kernel(env=env)
         self.kc = self.km.client()
         self.kc.start_channels()
@@ -73,10 +95,13 @@ class SandboxedKernel:
 
     def _referee(self, event: str, *args: str, timeout: float = 300) -> dict | None:
         nonce = secrets.token_hex(8)
-        self.kc.execute_interactive(f"__import__('sys').audit({event!r}, {', '.join(map(repr, args))}, {nonce!r})"
-                                    if event == "dlcourse.test" else
-                                    f"__import__('sys').audit({event!r}, {nonce!r}, {args[0]!r})",
-                                    timeout=timeout, output_hook=lambda m: None)
+        self.kc.execute_interactive(
+            f"__import__('sys').audit({event!r}, {', '.join(map(repr, args))}, {nonce!r})"
+            if event == "dlcourse.test"
+            else f"__import__('sys').audit({event!r}, {nonce!r}, {args[0]!r})",
+            timeout=timeout,
+            output_hook=lambda m: None,
+        )
         return self.record(nonce)
 
     def test(self, grade_id: str, timeout: float = 300) -> dict | None:

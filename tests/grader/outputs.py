@@ -15,8 +15,16 @@ from grader.submissions import Submission
 
 LESSON = "02_conv_pool_arithmetic"
 NB = f"{LESSON}.ipynb"
-POINTS = {"test_conv_output_size": 2, "test_conv_param_count": 1, "test_conv2d": 4, "test_pool_output_size": 1,
-          "test_max_pool2d": 2, "test_avg_pool2d": 1, "test_receptive_field": 2, "test_layer_table": 3}
+POINTS = {
+    "test_conv_output_size": 2,
+    "test_conv_param_count": 1,
+    "test_conv2d": 4,
+    "test_pool_output_size": 1,
+    "test_max_pool2d": 2,
+    "test_avg_pool2d": 1,
+    "test_receptive_field": 2,
+    "test_layer_table": 3,
+}
 FULL = sum(POINTS.values())
 BLANK = "NotImplementedError"
 
@@ -27,9 +35,18 @@ def settings(tmp: Path) -> Settings:
 
 def result(student_id: str, name: str, failures: dict[str, str], seconds: float = 20.0, **kwargs) -> Result:
     scores = {g: 0.0 if g in failures else float(p) for g, p in POINTS.items()}
-    r = Result(student_id, name, scores, graded=kwargs.pop("graded", True), failures=failures, seconds=seconds,
-               timings={NB: {"cells": seconds * 0.6, "tests": seconds * 0.3, "checks": seconds * 0.05,
-                             "total": seconds * 0.95}}, **kwargs)
+    r = Result(
+        student_id,
+        name,
+        scores,
+        graded=kwargs.pop("graded", True),
+        failures=failures,
+        seconds=seconds,
+        timings={
+            NB: {"cells": seconds * 0.6, "tests": seconds * 0.3, "checks": seconds * 0.05, "total": seconds * 0.95}
+        },
+        **kwargs,
+    )
     r.feedback = {f"{LESSON}.html": f"<html><body>feedback for {name}</body></html>".encode()} if r.graded else {}
     return r
 
@@ -38,27 +55,61 @@ def write_class(out: Path) -> list[Result]:
     """A class of six from a Canvas download and two plain folders: one of each kind of outcome."""
     out.mkdir(parents=True, exist_ok=True)
     canvas = lambda user, name, late=False: lms.Identity("canvas", user, name, late, {NB: str(int(user) + 50000)})  # noqa: E731
-    subs = [Submission("lovelaceada_101", "lovelaceada", {}, lms=canvas("101", "lovelaceada")),
-            Submission("mullerjurgen_102-1a2b3c", "müllerjürgen", {}, lms=canvas("102", "müllerjürgen", late=True)),
-            Submission("smithbob_103", "smithbob", {}, lms=canvas("103", "smithbob")),
-            Submission("script_104-abcdef", "<script>alert(1)</script>", {}, lms=canvas("104", "<script>alert(1)</script>")),
-            Submission("anon_aB3dE_0", "", {}, lms=lms.Identity("canvas", "anon_aB3dE", "")),
-            Submission("plain", "plain", {})]
+    subs = [
+        Submission("lovelaceada_101", "lovelaceada", {}, lms=canvas("101", "lovelaceada")),
+        Submission("mullerjurgen_102-1a2b3c", "müllerjürgen", {}, lms=canvas("102", "müllerjürgen", late=True)),
+        Submission("smithbob_103", "smithbob", {}, lms=canvas("103", "smithbob")),
+        Submission(
+            "script_104-abcdef", "<script>alert(1)</script>", {}, lms=canvas("104", "<script>alert(1)</script>")
+        ),
+        Submission("anon_aB3dE_0", "", {}, lms=lms.Identity("canvas", "anon_aB3dE", "")),
+        Submission("plain", "plain", {}),
+    ]
     results = [
         result("lovelaceada_101", "lovelaceada", {}, seconds=18.0),
-        result("mullerjurgen_102-1a2b3c", "müllerjürgen", {
-            "test_conv2d": "AssertionError: conv2d: expected shape (2, 26, 26, 16), got (2, 27, 27, 16). Check your padding.",
-            "test_layer_table": "AssertionError: layer 2 (pool): expected (63, 63, 16), got (64, 64, 16)"},
-            seconds=25.0, notes=["marked LATE by Canvas"]),
-        result("smithbob_103", "smithbob", {
-            "test_conv2d": "AssertionError: conv2d: expected shape (1, 5, 5, 3), got (1, 6, 6, 3). Check your padding.",
-            "test_max_pool2d": BLANK, "test_avg_pool2d": BLANK, "test_layer_table": BLANK}, seconds=31.0),
-        result("script_104-abcdef", "<script>alert(1)</script>", {g: BLANK for g in POINTS}, seconds=12.0,
-               review=["numpy.testing.assert_allclose replaced (cell #5)"]),
-        result("anon_aB3dE_0", "", {"test_layer_table": "NotReached: not reached (time limit): an earlier test did not stop"},
-               seconds=240.0, problems=["timeout in cell layer_table"]),
-        result("plain", "plain", {}, seconds=0.0, graded=False,
-               problems=["02_conv_pool_arithmetic.ipynb: not a notebook: invalid JSON (line 1)"]),
+        result(
+            "mullerjurgen_102-1a2b3c",
+            "müllerjürgen",
+            {
+                "test_conv2d": "AssertionError: conv2d: expected shape (2, 26, 26, 16), got (2, 27, 27, 16). Check your padding.",
+                "test_layer_table": "AssertionError: layer 2 (pool): expected (63, 63, 16), got (64, 64, 16)",
+            },
+            seconds=25.0,
+            notes=["marked LATE by Canvas"],
+        ),
+        result(
+            "smithbob_103",
+            "smithbob",
+            {
+                "test_conv2d": "AssertionError: conv2d: expected shape (1, 5, 5, 3), got (1, 6, 6, 3). Check your padding.",
+                "test_max_pool2d": BLANK,
+                "test_avg_pool2d": BLANK,
+                "test_layer_table": BLANK,
+            },
+            seconds=31.0,
+        ),
+        result(
+            "script_104-abcdef",
+            "<script>alert(1)</script>",
+            {g: BLANK for g in POINTS},
+            seconds=12.0,
+            review=["numpy.testing.assert_allclose replaced (cell #5)"],
+        ),
+        result(
+            "anon_aB3dE_0",
+            "",
+            {"test_layer_table": "NotReached: not reached (time limit): an earlier test did not stop"},
+            seconds=240.0,
+            problems=["timeout in cell layer_table"],
+        ),
+        result(
+            "plain",
+            "plain",
+            {},
+            seconds=0.0,
+            graded=False,
+            problems=["02_conv_pool_arithmetic.ipynb: not a notebook: invalid JSON (line 1)"],
+        ),
     ]
     for r in results:
         if not r.graded:

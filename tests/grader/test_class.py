@@ -29,16 +29,34 @@ pytestmark = [pytest.mark.notebooks, pytest.mark.sandbox]
 
 LESSON = "02_conv_pool_arithmetic"
 NB = f"{LESSON}.ipynb"
-POINTS = {"test_conv_output_size": 2, "test_conv_param_count": 1, "test_conv2d": 4, "test_pool_output_size": 1,
-          "test_max_pool2d": 2, "test_avg_pool2d": 1, "test_receptive_field": 2, "test_layer_table": 3}
+POINTS = {
+    "test_conv_output_size": 2,
+    "test_conv_param_count": 1,
+    "test_conv2d": 4,
+    "test_pool_output_size": 1,
+    "test_max_pool2d": 2,
+    "test_avg_pool2d": 1,
+    "test_receptive_field": 2,
+    "test_layer_table": 3,
+}
 FULL = sum(POINTS.values())
 LOSE_TABLE = FULL - POINTS["test_layer_table"]
 TIMEOUT = 25  # seconds per cell: the lesson's slowest cell takes a few
 LIMITS = sandbox.Limits(files=256 * 2**20, runtime_bytes=32 * 2**20)
 # One form of each kind of trick through the whole grader (all forms: tests/grader/test_referee.py).
-CLASS_TRICKS = ["input transformer", "AST transformer", "run_cell replaced", "checks patched", "keyword defaults",
-                "numpy.testing patched", "builtins patched", "trace function", "background patcher thread",
-                "forged record", "signal handler"]
+CLASS_TRICKS = [
+    "input transformer",
+    "AST transformer",
+    "run_cell replaced",
+    "checks patched",
+    "keyword defaults",
+    "numpy.testing patched",
+    "builtins patched",
+    "trace function",
+    "background patcher thread",
+    "forged record",
+    "signal handler",
+]
 
 needs_isolation = pytest.mark.skipif(sandbox.isolation() is not None, reason=f"no sandbox here: {sandbox.isolation()}")
 
@@ -141,62 +159,131 @@ def klass(tmp_path_factory):
     k.add("not_utf8", b"\xff\xfe\x00{\x00", 0, "not a notebook: not UTF-8")
     # Hostile work: limits.
     k.add("infinite_loop", k.damaged("while True:\n    pass"), LOSE_TABLE, "timeout in cell layer_table")
-    k.add("stuck_in_c", k.damaged("import re\nre.match(r'(a+)+$', 'a' * 64 + 'b')"), LOSE_TABLE,
-          "test_layer_table not reached")
+    k.add(
+        "stuck_in_c",
+        k.damaged("import re\nre.match(r'(a+)+$', 'a' * 64 + 'b')"),
+        LOSE_TABLE,
+        "test_layer_table not reached",
+    )
     k.add("memory_hog", k.damaged("hog = bytearray(64 * 2**30)"), LOSE_TABLE, "out of memory in cell layer_table")
-    k.add("fork_bomb", k.damaged(
-        "import os, time\nchildren = 0\ntry:\n    for _ in range(2000):\n        if os.fork() == 0:\n            time.sleep(120)\n"
-        "            os._exit(0)\n        children += 1\nexcept OSError as exc:\n    print('fork ' + f'refused after {children} processes')\n"
-        "assert children < 2000, 'no process limit'"), FULL, "review:")
+    k.add(
+        "fork_bomb",
+        k.damaged(
+            "import os, time\nchildren = 0\ntry:\n    for _ in range(2000):\n        if os.fork() == 0:\n            time.sleep(120)\n"
+            "            os._exit(0)\n        children += 1\nexcept OSError as exc:\n    print('fork ' + f'refused after {children} processes')\n"
+            "assert children < 2000, 'no process limit'"
+        ),
+        FULL,
+        "review:",
+    )
     k.add("crash", k.damaged("import os\nos._exit(1)"), LOSE_TABLE, "kernel died in cell layer_table")
-    k.add("segfault", k.damaged("import faulthandler\nfaulthandler._sigsegv()"), LOSE_TABLE, "kernel died in cell layer_table")
-    k.add("disk_hog", k.damaged("for i in range(1000):\n    open(f'hog{i}', 'wb').write(b'x' * 2**20)"), LOSE_TABLE,
-          "file limit reached in cell layer_table")
-    k.add("tmp_hog", k.damaged("for i in range(1000):\n    open(f'/tmp/hog{i}', 'wb').write(b'x' * 2**20)"), LOSE_TABLE,
-          "file limit reached in cell layer_table")
-    k.add("runtime_flood", k.damaged(
-        "import os, sys\nrun = os.path.dirname(sys.argv[sys.argv.index('-f') + 1])\n"
-        "for i in range(1000):\n    open(f'{run}/flood{i}', 'wb').write(b'x' * 2**20)"), LOSE_TABLE,
-          "into the grader's runtime folder")
+    k.add(
+        "segfault",
+        k.damaged("import faulthandler\nfaulthandler._sigsegv()"),
+        LOSE_TABLE,
+        "kernel died in cell layer_table",
+    )
+    k.add(
+        "disk_hog",
+        k.damaged("for i in range(1000):\n    open(f'hog{i}', 'wb').write(b'x' * 2**20)"),
+        LOSE_TABLE,
+        "file limit reached in cell layer_table",
+    )
+    k.add(
+        "tmp_hog",
+        k.damaged("for i in range(1000):\n    open(f'/tmp/hog{i}', 'wb').write(b'x' * 2**20)"),
+        LOSE_TABLE,
+        "file limit reached in cell layer_table",
+    )
+    k.add(
+        "runtime_flood",
+        k.damaged(
+            "import os, sys\nrun = os.path.dirname(sys.argv[sys.argv.index('-f') + 1])\n"
+            "for i in range(1000):\n    open(f'{run}/flood{i}', 'wb').write(b'x' * 2**20)"
+        ),
+        LOSE_TABLE,
+        "into the grader's runtime folder",
+    )
     k.add("output_flood", k.damaged("for _ in range(300000):\n    print('spam ' * 20)"), FULL, "output over the limit")
-    k.add("display_flood", k.damaged("from IPython.display import display\nfor _ in range(200):\n"
-                                     "    display({'text/plain': 'x' * 2**20}, raw=True)"), FULL, "output over the limit")
+    k.add(
+        "display_flood",
+        k.damaged(
+            "from IPython.display import display\nfor _ in range(200):\n"
+            "    display({'text/plain': 'x' * 2**20}, raw=True)"
+        ),
+        FULL,
+        "output over the limit",
+    )
     k.add("stderr_flood", k.damaged("import os\nfor _ in range(300):\n    os.write(2, b'x' * 2**20)"), FULL, "graded")
     k.add("sys_exit", k.damaged("import sys\nsys.exit(3)"), LOSE_TABLE)
     k.outside = root / "outside.txt"
     k.own_copy = k.submissions / "write_outside" / LESSON / NB
-    k.add("write_outside", k.damaged(
-        f"for _p in [{str(k.outside)!r}, {str(k.own_copy)!r}, {str(course.ROOT / 'README.md')!r}]:\n"
-        "    try:\n        open(_p, 'a').write('tampered')\n        print('wr' + 'ote', _p)\n"
-        "    except OSError as exc:\n        print('can' + 'not write', _p, type(exc).__name__)"), FULL)
-    k.add("leave_links", k.damaged(
-        "import os, sys\nrun = os.path.dirname(sys.argv[sys.argv.index('-f') + 1])\n"
-        "for name in ('x.html', '02_conv_pool_arithmetic.ipynb', 'kernel.log.1'):\n"
-        "    for where in ('.', run):\n        try:\n            os.symlink('/etc/passwd', os.path.join(where, name))\n"
-        "        except OSError:\n            pass"), FULL)
+    k.add(
+        "write_outside",
+        k.damaged(
+            f"for _p in [{str(k.outside)!r}, {str(k.own_copy)!r}, {str(course.ROOT / 'README.md')!r}]:\n"
+            "    try:\n        open(_p, 'a').write('tampered')\n        print('wr' + 'ote', _p)\n"
+            "    except OSError as exc:\n        print('can' + 'not write', _p, type(exc).__name__)"
+        ),
+        FULL,
+    )
+    k.add(
+        "leave_links",
+        k.damaged(
+            "import os, sys\nrun = os.path.dirname(sys.argv[sys.argv.index('-f') + 1])\n"
+            "for name in ('x.html', '02_conv_pool_arithmetic.ipynb', 'kernel.log.1'):\n"
+            "    for where in ('.', run):\n        try:\n            os.symlink('/etc/passwd', os.path.join(where, name))\n"
+            "        except OSError:\n            pass"
+        ),
+        FULL,
+    )
     k.server = socket.socket()
     k.server.bind(("127.0.0.1", 0))
     k.server.listen()
     k.server.settimeout(0.2)
     port = k.server.getsockname()[1]
-    k.add("network", k.damaged(
-        f"import socket\nfor _addr in [('127.0.0.1', {port}), ('1.1.1.1', 80)]:\n    try:\n"
-        "        socket.create_connection(_addr, timeout=3)\n        print('re' + 'ached', _addr)\n"
-        "    except OSError as exc:\n        print('no ' + 'network', _addr, type(exc).__name__)"), FULL)
-    steal = (f"import json, pathlib\nfor _p in {[str(course.SOLUTIONS / LESSON / NB), str(k.submissions / 'correct' / LESSON / NB)]!r}:\n"
-             "    try:\n        _nb = json.loads(pathlib.Path(_p).read_text())\n"
-             "        exec('\\n'.join(''.join(c['source']) for c in _nb['cells'] if 'def ' in ''.join(c['source'])"
-             " and c['cell_type'] == 'code'))\n        print('stole' + 'n from', _p)\n        break\n"
-             "    except OSError as exc:\n        print('can' + 'not read', _p, type(exc).__name__)")
+    k.add(
+        "network",
+        k.damaged(
+            f"import socket\nfor _addr in [('127.0.0.1', {port}), ('1.1.1.1', 80)]:\n    try:\n"
+            "        socket.create_connection(_addr, timeout=3)\n        print('re' + 'ached', _addr)\n"
+            "    except OSError as exc:\n        print('no ' + 'network', _addr, type(exc).__name__)"
+        ),
+        FULL,
+    )
+    steal = (
+        f"import json, pathlib\nfor _p in {[str(course.SOLUTIONS / LESSON / NB), str(k.submissions / 'correct' / LESSON / NB)]!r}:\n"
+        "    try:\n        _nb = json.loads(pathlib.Path(_p).read_text())\n"
+        "        exec('\\n'.join(''.join(c['source']) for c in _nb['cells'] if 'def ' in ''.join(c['source'])"
+        " and c['cell_type'] == 'code'))\n        print('stole' + 'n from', _p)\n        break\n"
+        "    except OSError as exc:\n        print('can' + 'not read', _p, type(exc).__name__)"
+    )
     k.add("read_solutions", _with_cell_after_setup(_lean(b), steal), 0)
     k.marker = root / "host_marker.txt"
     payload = f"open({str(k.marker)!r}, 'w').write('ran on the host')\n".encode()
-    k.add("shadow_launcher", _lean(b), 0, extra={"grader/__init__.py": payload, "grader/launcher.py": payload,
-                                                  "grader/sandbox.py": payload, "ipykernel_launcher.py": payload,
-                                                  "sitecustomize.py": payload, "nbgrader/__init__.py": payload})
-    k.add("script_in_feedback", _with_cell_after_setup(_lean(s), "from IPython.display import HTML, Javascript, display\n"
-                                                       "display(HTML('<script>alert(\"pwned-by-html\")</script>'))\n"
-                                                       "display(Javascript('alert(\"pwned-by-js\")'))"), FULL)
+    k.add(
+        "shadow_launcher",
+        _lean(b),
+        0,
+        extra={
+            "grader/__init__.py": payload,
+            "grader/launcher.py": payload,
+            "grader/sandbox.py": payload,
+            "ipykernel_launcher.py": payload,
+            "sitecustomize.py": payload,
+            "nbgrader/__init__.py": payload,
+        },
+    )
+    k.add(
+        "script_in_feedback",
+        _with_cell_after_setup(
+            _lean(s),
+            "from IPython.display import HTML, Javascript, display\n"
+            "display(HTML('<script>alert(\"pwned-by-html\")</script>'))\n"
+            "display(Javascript('alert(\"pwned-by-js\")'))",
+        ),
+        FULL,
+    )
     # Cheating: the blank lesson and one trick earn what the blank earns, and are flagged.
     for trick in CLASS_TRICKS:
         k.add(f"cheat {trick}", _with_cell_after_setup(_lean(b), TRICKS[trick]), 0, "review:")
@@ -232,8 +319,9 @@ def graded(klass):
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
-        results = autograde.autograde(LESSON, klass.submissions, out, jobs=2, timeout=TIMEOUT, wall_clock=240,
-                                      limits=LIMITS, progress=print)
+        results = autograde.autograde(
+            LESSON, klass.submissions, out, jobs=2, timeout=TIMEOUT, wall_clock=240, limits=LIMITS, progress=print
+        )
     finally:
         done.set()
         del os.environ["SECRET_GRADER_TOKEN"]
@@ -282,8 +370,11 @@ def test_ids_are_unique_and_names_kept(graded):
 @needs_isolation
 def test_originals_are_byte_identical_and_listed_with_their_sha256(klass, graded):
     out, _, _ = graded
-    after = {p: p.read_bytes() for p in klass.submissions.rglob("*") if p.is_file() and ".hidden" not in p.parts
-             and "linked" not in p.parts}
+    after = {
+        p: p.read_bytes()
+        for p in klass.submissions.rglob("*")
+        if p.is_file() and ".hidden" not in p.parts and "linked" not in p.parts
+    }
     assert after == klass.before
     with open(out / "submissions.csv", encoding="utf-8") as f:
         manifest = list(csv.DictReader(f))
@@ -300,8 +391,10 @@ def test_the_host_is_untouched(klass, graded):
     assert "tampered" not in (course.ROOT / "README.md").read_text()
     with pytest.raises(socket.timeout):
         klass.server.accept()  # nobody connected to the host's loopback
-    feedback = {s: "\n".join(p.read_text(errors="replace") for p in (out / "feedback" / rows[s]["student_id"]).glob("*.html"))
-                for s in ("network", "read_solutions", "fork_bomb", "write_outside", "leave_links")}
+    feedback = {
+        s: "\n".join(p.read_text(errors="replace") for p in (out / "feedback" / rows[s]["student_id"]).glob("*.html"))
+        for s in ("network", "read_solutions", "fork_bomb", "write_outside", "leave_links")
+    }
     assert "no network" in feedback["network"] and "reached (" not in feedback["network"]
     assert "cannot read" in feedback["read_solutions"] and "stolen from" not in feedback["read_solutions"]
     assert "fork refused after 0 processes" in feedback["fork_bomb"]
@@ -351,7 +444,7 @@ def test_output_limits_hold_and_feedback_is_written(graded):
         if row["status"].startswith("graded"):
             assert list((out / "feedback" / row["student_id"]).glob("*.html")), f"no feedback for {student}"
     for student in ("output_flood", "display_flood", "stderr_flood"):
-        html = (out / "feedback" / rows[student]["student_id"] / NB.replace(".ipynb", ".html"))
+        html = out / "feedback" / rows[student]["student_id"] / NB.replace(".ipynb", ".html")
         assert html.stat().st_size < 4_000_000, student
     assert all(p.stat().st_size < 1_000_000 for p in (out / "logs").glob("*.log"))
 
@@ -363,8 +456,9 @@ def test_one_job_grades_the_same_as_two(klass, graded, tmp_path):
     sub = tmp_path / "subset"
     for student in subset:
         shutil.copytree(klass.submissions / student, sub / student)
-    autograde.autograde(LESSON, sub, tmp_path / "out", jobs=1, timeout=TIMEOUT, wall_clock=240, limits=LIMITS,
-                        progress=print)
+    autograde.autograde(
+        LESSON, sub, tmp_path / "out", jobs=1, timeout=TIMEOUT, wall_clock=240, limits=LIMITS, progress=print
+    )
     with open(tmp_path / "out" / "grades.csv", encoding="utf-8") as f:
         rows1 = {r["name"]: r for r in csv.DictReader(f)}
     assert set(rows1) == set(subset)
@@ -377,8 +471,14 @@ def test_lesson_06_is_graded_from_the_saved_model_without_training(tmp_path):
     keras = pytest.importorskip("keras")
     lesson = "06_mnist_project"
     keras.utils.set_random_seed(0)
-    untrained = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(4, 3), keras.layers.Flatten(),
-                                  keras.layers.Dense(10, activation="softmax")])
+    untrained = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(4, 3),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
     subs = tmp_path / "subs"
     for student in ("with_model", "no_model"):
         folder = subs / student / lesson

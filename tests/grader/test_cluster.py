@@ -64,18 +64,44 @@ class Processes:
     def _tls_args(self) -> list[str]:
         if not self.tls:
             return []
-        return ["--tls-ca-file", str(self.tls["ca"]), "--tls-cert", str(self.tls["cert"]), "--tls-key", str(self.tls["key"])]
+        return [
+            "--tls-ca-file",
+            str(self.tls["ca"]),
+            "--tls-cert",
+            str(self.tls["cert"]),
+            "--tls-key",
+            str(self.tls["key"]),
+        ]
 
     def _start(self, name: str, args: list[str], root: Path = course.ROOT, env: dict | None = None):
         env = dict(os.environ if env is None else env, PYTHONPATH=_pythonpath(root))
         with open(self.logs / f"{name}.log", "wb") as log:  # the process keeps its own copy of the descriptor
-            self.procs[name] = subprocess.Popen([sys.executable, "-m", "dask", *args], cwd=self.folder, env=env,
-                                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "dask", *args],
+                cwd=self.folder,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def scheduler(self) -> str:
-        self._start("scheduler", ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                                  "--scheduler-file", str(self.file), "--protocol", "tls" if self.tls else "tcp",
-                                  *self._tls_args()])
+        self._start(
+            "scheduler",
+            [
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(self.file),
+                "--protocol",
+                "tls" if self.tls else "tcp",
+                *self._tls_args(),
+            ],
+        )
         deadline = time.monotonic() + 60
         while not self.file.exists():
             assert self.procs["scheduler"].poll() is None, (self.logs / "scheduler.log").read_text()
@@ -86,15 +112,39 @@ class Processes:
         return self.address
 
     def worker(self, name: str, root: Path = course.ROOT, env: dict | None = None) -> None:
-        self._start(name, ["worker", self.address, "--name", name, "--nworkers", "1", "--nthreads", "1",
-                           "--memory-limit", WORKER_MEMORY, "--no-dashboard", "--host", "127.0.0.1",
-                           "--local-directory", str(self.folder / name), *self._tls_args()], root, env)
+        self._start(
+            name,
+            [
+                "worker",
+                self.address,
+                "--name",
+                name,
+                "--nworkers",
+                "1",
+                "--nthreads",
+                "1",
+                "--memory-limit",
+                WORKER_MEMORY,
+                "--no-dashboard",
+                "--host",
+                "127.0.0.1",
+                "--local-directory",
+                str(self.folder / name),
+                *self._tls_args(),
+            ],
+            root,
+            env,
+        )
 
     def client(self):
         security = None
         if self.tls:
-            security = distributed.Security(tls_ca_file=str(self.tls["ca"]), tls_client_cert=str(self.tls["cert"]),
-                                            tls_client_key=str(self.tls["key"]), require_encryption=True)
+            security = distributed.Security(
+                tls_ca_file=str(self.tls["ca"]),
+                tls_client_cert=str(self.tls["cert"]),
+                tls_client_key=str(self.tls["key"]),
+                require_encryption=True,
+            )
         return distributed.Client(self.address, security=security, timeout=30)
 
     def wait_for(self, n: int) -> None:
@@ -133,11 +183,39 @@ def _certificates(folder: Path) -> dict[str, Path]:
     def openssl(*args):
         subprocess.run(["openssl", *args], check=True, capture_output=True)
 
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca), "-days", "2",
-            "-subj", "/CN=dlcourse test CA")
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(ca_key),
+        "-out",
+        str(ca),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=dlcourse test CA",
+    )
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1")
-    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-out", str(cert),
-            "-days", "2", "-extfile", str(ext))
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca),
+        "-CAkey",
+        str(ca_key),
+        "-CAcreateserial",
+        "-out",
+        str(cert),
+        "-days",
+        "2",
+        "-extfile",
+        str(ext),
+    )
     return {"ca": ca, "cert": cert, "key": key}
 
 
@@ -156,8 +234,13 @@ def _small_class(folder: Path) -> Path:
     return folder
 
 
-EXPECTED = {"correct": FULL, "blank": 0, "partial": POINTS["test_conv_output_size"] + POINTS["test_conv_param_count"],
-            "loose": FULL, "malformed": 0}
+EXPECTED = {
+    "correct": FULL,
+    "blank": 0,
+    "partial": POINTS["test_conv_output_size"] + POINTS["test_conv_param_count"],
+    "loose": FULL,
+    "malformed": 0,
+}
 
 
 def _rows(out: Path) -> dict[str, dict]:
@@ -196,10 +279,17 @@ def tls_cluster(tmp_path_factory):
 def _grade_on(procs: Processes, submissions: Path, out: Path, said: list[str], by_file: bool = False):
     tls = procs.tls or {}
     where = {"scheduler_file": procs.file} if by_file else {"address": procs.address}
-    return autograde.autograde(LESSON, submissions, out, jobs=2, timeout=TIMEOUT, wall_clock=WALL_CLOCK, limits=LIMITS,
-                               progress=said.append,
-                               cluster={**where, "tls_ca_file": tls.get("ca"), "tls_cert": tls.get("cert"),
-                                        "tls_key": tls.get("key")})
+    return autograde.autograde(
+        LESSON,
+        submissions,
+        out,
+        jobs=2,
+        timeout=TIMEOUT,
+        wall_clock=WALL_CLOCK,
+        limits=LIMITS,
+        progress=said.append,
+        cluster={**where, "tls_ca_file": tls.get("ca"), "tls_cert": tls.get("cert"), "tls_key": tls.get("key")},
+    )
 
 
 @needs_isolation
@@ -212,11 +302,16 @@ def test_the_cluster_grades_exactly_as_one_machine(small_class, local, tls_clust
     assert "loose.ipynb graded as " + NB in rows["loose"]["status"]
     for out in (local, tmp_path / "out"):  # the same feedback files, written by the client alone
         assert sorted(p.relative_to(out).as_posix() for p in (out / "feedback").rglob("*.html")) == [
-            f"feedback/{s}/{NB.replace('.ipynb', '.html')}" for s in ("blank", "correct", "loose", "partial")]
-    assert "hidden tests of this cell ran in the grader" in (tmp_path / "out" / "feedback" / "correct" /
-                                                             NB.replace(".ipynb", ".html")).read_text()
-    workers = {line.split("graded on ", 1)[1].split(" ", 1)[0] for line in
-               (p.read_text().splitlines()[0] for p in (tmp_path / "out" / "logs").glob("*.log"))}
+            f"feedback/{s}/{NB.replace('.ipynb', '.html')}" for s in ("blank", "correct", "loose", "partial")
+        ]
+    assert (
+        "hidden tests of this cell ran in the grader"
+        in (tmp_path / "out" / "feedback" / "correct" / NB.replace(".ipynb", ".html")).read_text()
+    )
+    workers = {
+        line.split("graded on ", 1)[1].split(" ", 1)[0]
+        for line in (p.read_text().splitlines()[0] for p in (tmp_path / "out" / "logs").glob("*.log"))
+    }
     assert len(workers) == 2 and all(w.startswith("tls://127.0.0.1:") for w in workers), workers
     assert any(f"on the cluster at {tls_cluster.address} (2 worker(s), 2 thread(s))" in line for line in said), said
     progress = [line for line in said if line.startswith("[")]
@@ -321,8 +416,18 @@ def test_submissions_travel_as_data(tmp_path):
     loose.write_text('{"cells": []}')
     from grader.submissions import Submission
 
-    sub = Submission("ada", "Ada", {NB: folder / NB, "mnist_model.keras": folder / "mnist_model.keras",
-                                     "big.bin": folder / "big.bin", "huge.ipynb": huge, "?": loose}, problem=None)
+    sub = Submission(
+        "ada",
+        "Ada",
+        {
+            NB: folder / NB,
+            "mnist_model.keras": folder / "mnist_model.keras",
+            "big.bin": folder / "big.bin",
+            "huge.ipynb": huge,
+            "?": loose,
+        },
+        problem=None,
+    )
     parcel = cluster.pack_submission(sub, ["mnist_model.keras"])
     assert set(parcel.files) == {NB, "mnist_model.keras", "huge.ipynb", "?"}
     assert parcel.files["huge.ipynb"] == ("huge.ipynb", cluster.MAX_NOTEBOOK_BYTES + 1)
@@ -380,8 +485,18 @@ def test_tls_options_need_a_scheduler(tmp_path, capsys):
     assert grader_main(["autograde", LESSON, "--submissions", str(tmp_path), "--tls-cert", "c.pem"]) == 2
     assert "--tls-* options go with --scheduler" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        grader_main(["autograde", LESSON, "--submissions", str(tmp_path), "--scheduler", "tcp://a:1",
-                     "--scheduler-file", "s.json"])
+        grader_main(
+            [
+                "autograde",
+                LESSON,
+                "--submissions",
+                str(tmp_path),
+                "--scheduler",
+                "tcp://a:1",
+                "--scheduler-file",
+                "s.json",
+            ]
+        )
 
 
 def test_a_scheduler_off_this_machine_without_tls_is_flagged():

@@ -64,8 +64,12 @@ def test_canvas_feedback_files_name_the_user_and_the_submitted_file(out):
     with zipfile.ZipFile(done.feedback) as zf:
         names = zf.namelist()
         assert all(zf.read(n).startswith(b"<html>") for n in names)
-    assert sorted(_canvas_reads(n) for n in names) == [("101", "50101"), ("102", "50102"), ("103", "50103"),
-                                                       ("104", "50104")]
+    assert sorted(_canvas_reads(n) for n in names) == [
+        ("101", "50101"),
+        ("102", "50102"),
+        ("103", "50103"),
+        ("104", "50104"),
+    ]
     assert "müllerjürgen_LATE_102_50102_02_conv_pool_arithmetic_feedback.html" in names
     assert done.feedback_files == 4
 
@@ -104,12 +108,18 @@ def test_moodle_grades_are_an_offline_grading_worksheet(out):
 def test_a_class_from_elsewhere_cannot_be_exported_and_says_what_to_do(out, tmp_path):
     with pytest.raises(export.ExportError, match="Download all submissions"):
         export.moodle(out)
-    run = subprocess.run([sys.executable, "-m", "grader", "export", "moodle", str(out)], cwd=course.ROOT,
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "grader", "export", "moodle", str(out)], cwd=course.ROOT, capture_output=True, text=True
+    )
     assert run.returncode == 2 and "no student" in run.stderr
-    run = subprocess.run([sys.executable, "-m", "grader", "export", "canvas", str(out), "--column", "L2 (7)"],
-                         cwd=course.ROOT, capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "grader", "export", "canvas", str(out), "--column", "L2 (7)"],
+        cwd=course.ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0 and "canvas_grades.csv: 4 student(s)" in run.stdout and "left out" in run.stdout
-    help_text = subprocess.run([sys.executable, "-m", "grader", "--help"], cwd=course.ROOT, capture_output=True,
-                               text=True).stdout
+    help_text = subprocess.run(
+        [sys.executable, "-m", "grader", "--help"], cwd=course.ROOT, capture_output=True, text=True
+    ).stdout
     assert "report" in help_text and "export" in help_text and "Canvas or Moodle" in help_text

@@ -22,31 +22,55 @@ NB = f"{LESSON}.ipynb"
 SOLUTION = (course.SOLUTIONS / LESSON / NB).read_bytes()
 
 
-@pytest.mark.parametrize("name, is_dir, expected", [
-    ("lovelaceada_12345_67890_02_conv_pool_arithmetic.ipynb", False,
-     ("canvas", "12345", "lovelaceada", "02_conv_pool_arithmetic.ipynb", False, "67890")),
-    ("lovelaceada_LATE_12345_67890_02_conv_pool_arithmetic.ipynb", False,
-     ("canvas", "12345", "lovelaceada", "02_conv_pool_arithmetic.ipynb", True, "67890")),
-    ("müllerjürgen_7_8_my_work_v2.ipynb", False, ("canvas", "7", "müllerjürgen", "my_work_v2.ipynb", False, "8")),
-    ("anon_aB3dE_67890_notebook.ipynb", False, ("canvas", "anon_aB3dE", "", "notebook.ipynb", False, "67890")),
-    ("LATE_anon_aB3dE_67890_notebook.ipynb", False, ("canvas", "anon_aB3dE", "", "notebook.ipynb", True, "67890")),
-    ("Ada Lovelace_101_assignsubmission_file_", True, ("moodle", "101", "Ada Lovelace", "", False, "")),
-    ("Ada Lovelace_101_assignsubmission_file", True, ("moodle", "101", "Ada Lovelace", "", False, "")),
-    ("Ünï Cödé_102_assignsubmission_file_02_conv_pool_arithmetic.ipynb", False,
-     ("moodle", "102", "Ünï Cödé", "02_conv_pool_arithmetic.ipynb", False, "")),
-    ("Team A-Ada Lovelace_103_assignsubmission_file_", True, ("moodle", "103", "Team A-Ada Lovelace", "", False, "")),
-    ("Participant_104_assignsubmission_file_", True, ("moodle", "104", "Participant", "", False, "")),
-])
+@pytest.mark.parametrize(
+    "name, is_dir, expected",
+    [
+        (
+            "lovelaceada_12345_67890_02_conv_pool_arithmetic.ipynb",
+            False,
+            ("canvas", "12345", "lovelaceada", "02_conv_pool_arithmetic.ipynb", False, "67890"),
+        ),
+        (
+            "lovelaceada_LATE_12345_67890_02_conv_pool_arithmetic.ipynb",
+            False,
+            ("canvas", "12345", "lovelaceada", "02_conv_pool_arithmetic.ipynb", True, "67890"),
+        ),
+        ("müllerjürgen_7_8_my_work_v2.ipynb", False, ("canvas", "7", "müllerjürgen", "my_work_v2.ipynb", False, "8")),
+        ("anon_aB3dE_67890_notebook.ipynb", False, ("canvas", "anon_aB3dE", "", "notebook.ipynb", False, "67890")),
+        ("LATE_anon_aB3dE_67890_notebook.ipynb", False, ("canvas", "anon_aB3dE", "", "notebook.ipynb", True, "67890")),
+        ("Ada Lovelace_101_assignsubmission_file_", True, ("moodle", "101", "Ada Lovelace", "", False, "")),
+        ("Ada Lovelace_101_assignsubmission_file", True, ("moodle", "101", "Ada Lovelace", "", False, "")),
+        (
+            "Ünï Cödé_102_assignsubmission_file_02_conv_pool_arithmetic.ipynb",
+            False,
+            ("moodle", "102", "Ünï Cödé", "02_conv_pool_arithmetic.ipynb", False, ""),
+        ),
+        (
+            "Team A-Ada Lovelace_103_assignsubmission_file_",
+            True,
+            ("moodle", "103", "Team A-Ada Lovelace", "", False, ""),
+        ),
+        ("Participant_104_assignsubmission_file_", True, ("moodle", "104", "Participant", "", False, "")),
+    ],
+)
 def test_export_names_are_parsed(name, is_dir, expected):
     e = lms.parse(name, is_dir)
     assert (e.lms, e.user_id, e.name, e.file, e.late, e.file_id) == expected
 
 
-@pytest.mark.parametrize("name, is_dir", [
-    ("ada", True), ("ada.ipynb", False), ("ünï cödé", True), ("lovelaceada_12345_text.html", False),
-    ("lovelaceada_12345_link.html", False), ("x_1_2_y", True), (".hidden_1_2_x.ipynb", False),
-    ("Ada Lovelace_101_assignsubmission_file_", False),  # a file needs a name after the plugin
-])
+@pytest.mark.parametrize(
+    "name, is_dir",
+    [
+        ("ada", True),
+        ("ada.ipynb", False),
+        ("ünï cödé", True),
+        ("lovelaceada_12345_text.html", False),
+        ("lovelaceada_12345_link.html", False),
+        ("x_1_2_y", True),
+        (".hidden_1_2_x.ipynb", False),
+        ("Ada Lovelace_101_assignsubmission_file_", False),  # a file needs a name after the plugin
+    ],
+)
 def test_other_names_are_not_taken_for_exports(name, is_dir):
     assert lms.parse(name, is_dir) is None
 
@@ -70,12 +94,16 @@ def _zip(path: Path, entries: dict[str, bytes], utf8_flag: bool = True) -> Path:
 
 @pytest.mark.parametrize("utf8_flag", [True, False])
 def test_a_canvas_download_becomes_one_submission_per_student(tmp_path, utf8_flag):
-    archive = _zip(tmp_path / "submissions.zip", {
-        "lovelaceada_12345_67890_02_conv_pool_arithmetic.ipynb": SOLUTION,
-        "müllerjürgen_LATE_23456_78901_02_conv_pool_arithmetic-1.ipynb": SOLUTION,
-        "müllerjürgen_LATE_23456_78902_mnist_model-1.keras": b"model",
-        "smithbob_34567_text.html": b"<p>I did it on paper</p>",
-    }, utf8_flag)
+    archive = _zip(
+        tmp_path / "submissions.zip",
+        {
+            "lovelaceada_12345_67890_02_conv_pool_arithmetic.ipynb": SOLUTION,
+            "müllerjürgen_LATE_23456_78901_02_conv_pool_arithmetic-1.ipynb": SOLUTION,
+            "müllerjürgen_LATE_23456_78902_mnist_model-1.keras": b"model",
+            "smithbob_34567_text.html": b"<p>I did it on paper</p>",
+        },
+        utf8_flag,
+    )
     subs, skipped = collect(archive, LESSON, tmp_path / "staging")
     by_name = {s.name: s for s in subs}
     assert set(by_name) == {"lovelaceada", "müllerjürgen"}
@@ -96,17 +124,23 @@ def test_a_canvas_download_becomes_one_submission_per_student(tmp_path, utf8_fla
 
 
 def test_a_moodle_download_becomes_one_submission_per_participant(tmp_path):
-    archive = _zip(tmp_path / "Course-Lesson 2-12345.zip", {
-        "Ünï Cödé_101_assignsubmission_file_/02_conv_pool_arithmetic.ipynb": SOLUTION,  # Moodle 3.1 to 4.0
-        "Ada Lovelace_102_assignsubmission_file/my work.ipynb": SOLUTION,  # Moodle 4.1 and later
-        "Ada Lovelace_102_assignsubmission_onlinetext_/onlinetext.html": b"<p>see the notebook</p>",
-        "Bob Smith_103_assignsubmission_file_02_conv_pool_arithmetic.ipynb": SOLUTION,  # not in folders
-    })
+    archive = _zip(
+        tmp_path / "Course-Lesson 2-12345.zip",
+        {
+            "Ünï Cödé_101_assignsubmission_file_/02_conv_pool_arithmetic.ipynb": SOLUTION,  # Moodle 3.1 to 4.0
+            "Ada Lovelace_102_assignsubmission_file/my work.ipynb": SOLUTION,  # Moodle 4.1 and later
+            "Ada Lovelace_102_assignsubmission_onlinetext_/onlinetext.html": b"<p>see the notebook</p>",
+            "Bob Smith_103_assignsubmission_file_02_conv_pool_arithmetic.ipynb": SOLUTION,  # not in folders
+        },
+    )
     subs, _ = collect(archive, LESSON, tmp_path / "staging")
     by_name = {s.name: s for s in subs}
     assert set(by_name) == {"Ünï Cödé", "Ada Lovelace", "Bob Smith"}
     assert [(s.lms.lms, s.lms.user_id) for s in sorted(subs, key=lambda s: s.lms.user_id)] == [
-        ("moodle", "101"), ("moodle", "102"), ("moodle", "103")]
+        ("moodle", "101"),
+        ("moodle", "102"),
+        ("moodle", "103"),
+    ]
     assert list(by_name["Ünï Cödé"].files) == [NB] and list(by_name["Bob Smith"].files) == [NB]
     assert list(by_name["Ada Lovelace"].files) == ["my work.ipynb"]
     assert any("onlinetext submission ignored" in n for n in by_name["Ada Lovelace"].notes)
@@ -114,7 +148,9 @@ def test_a_moodle_download_becomes_one_submission_per_participant(tmp_path):
 
 
 def test_a_moodle_download_of_one_student_is_not_taken_for_a_wrapping_folder(tmp_path):
-    archive = _zip(tmp_path / "one.zip", {"Ada Lovelace_102_assignsubmission_file_/02_conv_pool_arithmetic.ipynb": SOLUTION})
+    archive = _zip(
+        tmp_path / "one.zip", {"Ada Lovelace_102_assignsubmission_file_/02_conv_pool_arithmetic.ipynb": SOLUTION}
+    )
     subs, _ = collect(archive, LESSON, tmp_path / "staging")
     assert [(s.name, s.lms.user_id, list(s.files)) for s in subs] == [("Ada Lovelace", "102", [NB])]
 
@@ -147,7 +183,9 @@ def _moodle_reads(path: str) -> tuple[str, str, str, str] | None:
     return None
 
 
-@pytest.mark.parametrize("name, late", [("lovelaceada", False), ("müllerjürgen", True), ("o_1_brien", False), ("", False)])
+@pytest.mark.parametrize(
+    "name, late", [("lovelaceada", False), ("müllerjürgen", True), ("o_1_brien", False), ("", False)]
+)
 def test_canvas_feedback_names_lead_back_to_the_submission(name, late):
     identity = lms.Identity("canvas", "12345", name, late, {"notes.txt": "11111", NB: "67890"})
     filename = lms.canvas_feedback_name(identity, NB, "02_conv_pool_arithmetic.html")

@@ -37,7 +37,8 @@ def _unpadded(tmp_path) -> bytes:
     nb = _lean(Class(tmp_path / "unused").solution)
     code = _cell(nb, "conv2d")
     code["source"] = code["source"].replace(
-        "xp = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))", "xp = x")
+        "xp = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))", "xp = x"
+    )
     assert "xp = x\n" in code["source"]
     return json.dumps(nb).encode()
 
@@ -57,8 +58,10 @@ def graded(tmp_path_factory):
     autograde.autograde(LESSON, archive, out, jobs=2, timeout=TIMEOUT, wall_clock=240, limits=LIMITS, progress=print)
     with open(out / "grades.csv", encoding="utf-8") as f:
         rows = {r["lms_user_id"]: r for r in csv.DictReader(f)}
-    records = {json.loads(line)["lms_user_id"]: json.loads(line)
-               for line in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()}
+    records = {
+        json.loads(line)["lms_user_id"]: json.loads(line)
+        for line in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()
+    }
     assert set(rows) == set(records) == {"1002", "2001"}
     return out, rows, records
 
@@ -74,9 +77,14 @@ def test_a_canvas_download_is_graded_reported_and_exported(graded):
     assert "marked LATE by Canvas" in jurgen["status"] and jurgen["student_id"].isascii()
     assert records["1002"]["lms_files"] == {NB: "5002", "notes.txt": "5003"}
     failed = records["1002"]["failures"]
-    assert set(failed) == {"test_conv2d", "test_pool_output_size", "test_max_pool2d", "test_avg_pool2d",
-                           "test_receptive_field",
-                           "test_layer_table"}
+    assert set(failed) == {
+        "test_conv2d",
+        "test_pool_output_size",
+        "test_max_pool2d",
+        "test_avg_pool2d",
+        "test_receptive_field",
+        "test_layer_table",
+    }
     assert all(message.startswith("NotImplementedError") for message in failed.values()), failed
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "müllerjürgen (1002)" in page and "NotImplementedError" in page

@@ -15,8 +15,10 @@ import pytest
 from grader import sandbox
 from tests.grader.kernel import SandboxedKernel
 
-pytestmark = [pytest.mark.sandbox, pytest.mark.skipif(sandbox.isolation() is not None,
-                                                      reason=f"no sandbox here: {sandbox.isolation()}")]
+pytestmark = [
+    pytest.mark.sandbox,
+    pytest.mark.skipif(sandbox.isolation() is not None, reason=f"no sandbox here: {sandbox.isolation()}"),
+]
 
 LESSON = "02_conv_pool_arithmetic"
 WRONG = "def conv_param_count(f, d_in, k):\n    return 0\n"
@@ -33,7 +35,8 @@ TRICKS = {
             def visit_Module(self, node):
                 return ast.Module(body=[ast.Pass()], type_ignores=[])
         get_ipython().ast_transformers.append(Nothing())"""),
-    "run_cell replaced": "ip = get_ipython()\nip.run_cell = lambda *a, **k: ip.__class__.run_cell(ip, 'pass', **{k_: v for k_, v in k.items() if k_ != 'raw_cell'})",
+    "run_cell replaced": "ip = get_ipython()\nip.run_cell = lambda *a, **k: "
+    "ip.__class__.run_cell(ip, 'pass', **{k_: v for k_, v in k.items() if k_ != 'raw_cell'})",
     "run_cell_async on the class": textwrap.dedent("""\
         import IPython
         _orig = IPython.core.interactiveshell.InteractiveShell.run_cell_async
@@ -43,7 +46,7 @@ TRICKS = {
     "traceback hidden": "get_ipython().showtraceback = lambda *a, **k: None",
     "custom exception handler": "get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)",
     "event callback": "import dlcourse.checks\nget_ipython().events.register('pre_run_cell', "
-                      "lambda info: setattr(dlcourse.checks, '_fail', lambda *a, **k: None))",
+    "lambda info: setattr(dlcourse.checks, '_fail', lambda *a, **k: None))",
     "checks patched": "import dlcourse.checks\ndlcourse.checks.assert_equal = lambda *a, **k: None",
     "checks internals patched": "import dlcourse.checks\ndlcourse.checks._fail = lambda *a, **k: None",
     "checks numpy swapped": "import dlcourse.checks, types\ndlcourse.checks.np = types.SimpleNamespace(shape=lambda x: (), asarray=lambda x, **k: x)",
@@ -140,10 +143,12 @@ def test_a_library_may_set_up_functions_it_just_made():
     """pyparsing sets keyword defaults of functions it makes while it is imported: when that import
     happens under a student's cell it is not refused; the student's own change still is."""
     with fresh() as k:
-        out, err = k.run("import pyparsing.util\n"
-                         "def kw_only(*, marker='>!<'):\n    return marker\n"
-                         "made = pyparsing.util.replaced_by_pep8('kwOnly', kw_only)\n"
-                         "print(made.__kwdefaults__)")
+        out, err = k.run(
+            "import pyparsing.util\n"
+            "def kw_only(*, marker='>!<'):\n    return marker\n"
+            "made = pyparsing.util.replaced_by_pep8('kwOnly', kw_only)\n"
+            "print(made.__kwdefaults__)"
+        )
         assert err is None and "'marker': '>!<'" in out, (out, err)
         k.run(WRONG)
         out, err = k.run(TRICKS["keyword defaults"])
@@ -158,11 +163,25 @@ def test_student_code_may_not_pass_for_the_plans_code(kernel):
 
 
 # Tricks that leave the kernel unable to run the referee's requests: each gets a kernel of its own.
-BREAKING = {"input transformer", "cleanup transformer", "AST transformer", "run_cell replaced",
-            "run_cell_async on the class", "forged record", "background patcher thread", "traceback hidden",
-            "custom exception handler", "event callback"}
+BREAKING = {
+    "input transformer",
+    "cleanup transformer",
+    "AST transformer",
+    "run_cell replaced",
+    "run_cell_async on the class",
+    "forged record",
+    "background patcher thread",
+    "traceback hidden",
+    "custom exception handler",
+    "event callback",
+}
 CLEANUP = {"signal handler": "import signal\nsignal.setitimer(signal.ITIMER_REAL, 0)"}
-SILENT = {"always-equal result", "always-equal object", "forged record", "frames walked to the test"}  # stopped by the barrier, nothing to note
+SILENT = {
+    "always-equal result",
+    "always-equal object",
+    "forged record",
+    "frames walked to the test",
+}  # stopped by the barrier, nothing to note
 
 
 def _attempt(k: SandboxedKernel, trick: str) -> None:
@@ -216,21 +235,25 @@ REFEREE_FRAME = textwrap.dedent("""\
 
 
 def test_frames_that_reach_the_referee_gc_and_raw_memory_are_refused(kernel):
-    for code, expect in [("import gc; gc.get_objects()", "Denied"),
-                         ("import gc; gc.get_referrers(1)", "Denied"),
-                         ("import ctypes; ctypes.string_at(id(1), 8)", "Denied"),
-                         ("import ctypes; ctypes.c_char.from_address(id(1))", "Denied"),
-                         ("open('/proc/self/mem', 'rb')", "Denied"),
-                         ("import sys; sys._current_frames()", "Denied"),
-                         (REFEREE_FRAME, "AttributeError"),
-                         ("import os; os.system('true')", "Denied"),
-                         ("import subprocess; subprocess.run(['true'])", "Denied"),
-                         ("compile('x = 1', __import__('numpy').__file__, 'exec')", "Denied")]:
+    for code, expect in [
+        ("import gc; gc.get_objects()", "Denied"),
+        ("import gc; gc.get_referrers(1)", "Denied"),
+        ("import ctypes; ctypes.string_at(id(1), 8)", "Denied"),
+        ("import ctypes; ctypes.c_char.from_address(id(1))", "Denied"),
+        ("open('/proc/self/mem', 'rb')", "Denied"),
+        ("import sys; sys._current_frames()", "Denied"),
+        (REFEREE_FRAME, "AttributeError"),
+        ("import os; os.system('true')", "Denied"),
+        ("import subprocess; subprocess.run(['true'])", "Denied"),
+        ("compile('x = 1', __import__('numpy').__file__, 'exec')", "Denied"),
+    ]:
         _, err = kernel.run(code)
         assert err is not None and err["ename"] == expect, (code, err)
     # The student's own frames are the student's business (TensorFlow looks at them while it traces).
-    own = "import sys\ndef g():\n    yield 1\nsys._getframe(0).f_back, g().gi_frame\n" \
-          "try:\n    1/0\nexcept ZeroDivisionError as e:\n    e.__traceback__.tb_frame"
+    own = (
+        "import sys\ndef g():\n    yield 1\nsys._getframe(0).f_back, g().gi_frame\n"
+        "try:\n    1/0\nexcept ZeroDivisionError as e:\n    e.__traceback__.tb_frame"
+    )
     assert kernel.run(own)[1] is None
 
 
@@ -240,13 +263,13 @@ def test_the_sandbox_holds(kernel, tmp_path):
         report = {{}}
         report['uid'] = os.getuid()
         report['caps'] = [l for l in open('/proc/self/status') if l.startswith('CapEff')][0].split()[1]
-        for name, path in [('venv', {str(sandbox.ROOT / '.venv' / 'evil.pth')!r}), ('dlcourse', {str(sandbox.ROOT / 'dlcourse' / 'evil.py')!r}),
-                           ('outside', {str(tmp_path / 'outside.txt')!r}), ('readme', {str(sandbox.ROOT / 'README.md')!r})]:
+        for name, path in [('venv', {str(sandbox.ROOT / ".venv" / "evil.pth")!r}), ('dlcourse', {str(sandbox.ROOT / "dlcourse" / "evil.py")!r}),
+                           ('outside', {str(tmp_path / "outside.txt")!r}), ('readme', {str(sandbox.ROOT / "README.md")!r})]:
             try:
                 open(path, 'a').write('x'); report[name] = 'WROTE'
             except OSError as exc:
                 report[name] = type(exc).__name__
-        for name, path in [('solutions', {str(sandbox.ROOT / 'solutions')!r}), ('grader', {str(sandbox.ROOT / 'grader' / 'job.py')!r})]:
+        for name, path in [('solutions', {str(sandbox.ROOT / "solutions")!r}), ('grader', {str(sandbox.ROOT / "grader" / "job.py")!r})]:
             report[name] = os.path.exists(path)
         report['environ1'] = open('/proc/1/environ', 'rb').read().decode(errors='replace')
         try:
@@ -266,11 +289,13 @@ def test_the_sandbox_holds(kernel, tmp_path):
 
 
 def test_the_test_digits_are_withheld_from_student_code(kernel):
-    out, err = kernel.run(textwrap.dedent("""\
+    out, err = kernel.run(
+        textwrap.dedent("""\
         import numpy as np, dlcourse as dlc
         (x_train, y_train), (x_test, y_test) = dlc.data.load_mnist()
         raw = np.load(str(dlc.data.mnist_path()))
-        print(np.array_equal(x_test, x_train[-10000:]), np.array_equal(raw['x_test'], raw['x_train'][-10000:]))"""))
+        print(np.array_equal(x_test, x_train[-10000:]), np.array_equal(raw['x_test'], raw['x_train'][-10000:]))""")
+    )
     assert err is None, err
     assert "x_test holds 10,000 training digits" in out and out.split()[-2:] == ["True", "True"]
     record = kernel.test("test_conv_output_size")  # the referee's own setup reads the real file
@@ -280,7 +305,8 @@ def test_the_test_digits_are_withheld_from_student_code(kernel):
 def test_files_and_tmp_share_one_capped_tmpfs():
     limits = sandbox.Limits(files=64 * 2**20, file_size=1 * 2**30)
     with SandboxedKernel(LESSON, limits=limits) as k:
-        out, err = k.run(textwrap.dedent("""\
+        out, err = k.run(
+            textwrap.dedent("""\
             import os, errno
             written = 0
             try:
@@ -290,7 +316,8 @@ def test_files_and_tmp_share_one_capped_tmpfs():
                             f.write(b'x' * 2**20)
                         written += 1
             except OSError as exc:
-                print('stopped', errno.errorcode[exc.errno], written)"""))
+                print('stopped', errno.errorcode[exc.errno], written)""")
+        )
         assert err is None, err
         assert "stopped ENOSPC" in out
         assert int(out.split()[-1]) <= 64

@@ -42,7 +42,9 @@ def test_failures_that_differ_only_in_numbers_are_one_group(out):
     klass = report.load(out)
     groups = report.failure_groups(klass, "test_conv2d")
     assert [(count, sorted(s.name for s in who)) for count, _, who in groups] == [
-        (2, ["müllerjürgen", "smithbob"]), (1, ["<script>alert(1)</script>"])]
+        (2, ["müllerjürgen", "smithbob"]),
+        (1, ["<script>alert(1)</script>"]),
+    ]
     assert groups[0][1].startswith("AssertionError: conv2d: expected shape (") and "padding" in groups[0][1]
     assert report.pattern("expected (2, 26, 26, 16), got 2.5e-3") == "expected (#, #, #, #), got #"
     assert report.pattern("conv2d: W1=6 gives -2.5") == "conv2d: W1=# gives #"  # names keep their digits
@@ -57,8 +59,14 @@ def test_the_page_is_self_contained_and_escapes_what_students_wrote(out):
     assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", page, re.I), "nothing is fetched from elsewhere"
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "müllerjürgen (102)" in page  # Unicode names intact, with their Canvas id
-    for words in ("Check your padding", "numpy.testing.assert_allclose replaced", "timeout in cell layer_table",
-                  "not a notebook: invalid JSON", "Why tests failed", "Time per submission"):
+    for words in (
+        "Check your padding",
+        "numpy.testing.assert_allclose replaced",
+        "timeout in cell layer_table",
+        "not a notebook: invalid JSON",
+        "Why tests failed",
+        "Time per submission",
+    ):
         assert words in page, words
     assert re.search(r"test_conv2d</code> \(4 points\): 3 of 5 without all points", page)
 
@@ -82,12 +90,17 @@ def test_edited_grades_and_a_missing_results_file_are_reported_as_they_are(out):
 
 def test_the_report_command_rewrites_the_page(out):
     (out / "report.html").write_text("old")
-    run = subprocess.run([sys.executable, "-m", "grader", "report", str(out)], cwd=course.ROOT,
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "grader", "report", str(out)], cwd=course.ROOT, capture_output=True, text=True
+    )
     assert run.returncode == 0, run.stderr
     assert "class report:" in run.stdout and (out / "report.html").read_text().startswith("<!DOCTYPE html>")
-    missing = subprocess.run([sys.executable, "-m", "grader", "report", str(out / "nowhere")], cwd=course.ROOT,
-                             capture_output=True, text=True)
+    missing = subprocess.run(
+        [sys.executable, "-m", "grader", "report", str(out / "nowhere")],
+        cwd=course.ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert missing.returncode == 2 and "no grades.csv" in missing.stderr
 
 
@@ -96,8 +109,10 @@ def test_a_class_where_nothing_was_graded_still_gets_its_report(tmp_path):
     from grader.results import Publisher
     from tests.grader.outputs import POINTS, settings
 
-    broken = [Result(f"s{i}", f"s{i}", dict.fromkeys(POINTS, 0.0), problems=["not a notebook: the file is empty"])
-              for i in range(3)]
+    broken = [
+        Result(f"s{i}", f"s{i}", dict.fromkeys(POINTS, 0.0), problems=["not a notebook: the file is empty"])
+        for i in range(3)
+    ]
     publisher = Publisher(tmp_path, settings(tmp_path))
     for r in broken:
         publisher.add(r)

@@ -15,12 +15,15 @@ def test_every_trick_is_named(trick):
     assert scan.findings_in(TRICKS[trick], "#3"), trick
 
 
-@pytest.mark.parametrize("code, what", [
-    ("import builtins as b\nb.len = None", "changes b.len"),
-    ("setattr(__import__('numpy'), 'allclose', None)", "setattr"),
-    ("get_ipython().events.register('post_run_cell', print)", "event callback"),
-    ("%time x = 1\nimport ctypes", "ctypes"),
-])
+@pytest.mark.parametrize(
+    "code, what",
+    [
+        ("import builtins as b\nb.len = None", "changes b.len"),
+        ("setattr(__import__('numpy'), 'allclose', None)", "setattr"),
+        ("get_ipython().events.register('post_run_cell', print)", "event callback"),
+        ("%time x = 1\nimport ctypes", "ctypes"),
+    ],
+)
 def test_forms_of_reaching_in(code, what):
     found = scan.findings_in(code, "#1")
     assert any(what in f for f in found), found

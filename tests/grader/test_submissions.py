@@ -24,7 +24,9 @@ def test_safe_names_stay_as_they_are(raw, clean):
     assert safe_id(raw) == clean
 
 
-@pytest.mark.parametrize("raw", ["../../etc/passwd", ".hidden", "名前", "a b\tc", "bob!", "-rf", "ünï cödé", "", "=cmd"])
+@pytest.mark.parametrize(
+    "raw", ["../../etc/passwd", ".hidden", "名前", "a b\tc", "bob!", "-rf", "ünï cödé", "", "=cmd"]
+)
 def test_other_names_become_safe_and_traceable(raw):
     sid = safe_id(raw)
     assert sid and not sid.startswith((".", "-")) and all(c.isalnum() or c in "._-" for c in sid)
@@ -116,7 +118,7 @@ def test_zip_with_a_name_clash_or_bad_data_names_the_entry(tmp_path):
         zf.writestr("bob/bob.ipynb", "A" * 1000)
     data = bytearray(bad.read_bytes())
     at = data.index(b"A" * 100)
-    data[at:at + 4] = b"BBBB"  # corrupt the stored bytes: the CRC no longer matches
+    data[at : at + 4] = b"BBBB"  # corrupt the stored bytes: the CRC no longer matches
     bad.write_bytes(bytes(data))
     with pytest.raises(GradingError, match="bob/bob.ipynb"):
         collect(bad, LESSON, tmp_path / "s2")
@@ -125,8 +127,10 @@ def test_zip_with_a_name_clash_or_bad_data_names_the_entry(tmp_path):
 def test_notebooks_over_the_limits_are_refused(tmp_path):
     big = tmp_path / "big.ipynb"
     nb = json.loads(SOLUTION.read_text())
-    nb["cells"] = [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": "1",
-                    "id": f"c{i}"} for i in range(100_000)]
+    nb["cells"] = [
+        {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": "1", "id": f"c{i}"}
+        for i in range(100_000)
+    ]
     big.write_text(json.dumps(nb))
     _, problem = read_notebook(big)
     assert problem.startswith("notebook too large (100000 cells")
@@ -139,14 +143,16 @@ def test_each_submitted_notebook_is_graded_as_one_notebook_at_most(tmp_path):
     folder.mkdir(parents=True)
     (folder / "my project.ipynb").write_bytes((course.SOLUTIONS / lesson / "06b_project.ipynb").read_bytes())
     sub = collect(tmp_path, lesson, tmp_path / "staging")[0][0]
-    ids = {name: grade_ids(json.loads((course.SOLUTIONS / lesson / name).read_text()))
-           for name in ("06a_notes_pipeline.ipynb", "06b_project.ipynb")}
+    ids = {
+        name: grade_ids(json.loads((course.SOLUTIONS / lesson / name).read_text()))
+        for name in ("06a_notes_pipeline.ipynb", "06b_project.ipynb")
+    }
     chosen, notes = match_notebooks(sub, ids)
     assert list(chosen) == ["06b_project.ipynb"] and chosen["06b_project.ipynb"][0] == folder / "my project.ipynb"
     assert notes == ["my project.ipynb graded as 06b_project.ipynb"]
 
 
-@pytest.mark.parametrize("text", ["=HYPERLINK(\"x\")", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "'=x"])
+@pytest.mark.parametrize("text", ['=HYPERLINK("x")', "+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "'=x"])
 def test_csv_fields_never_start_a_formula(text):
     assert cell(text).startswith("'") and cell(text)[1:] == text
     assert uncell(cell(text)) == text  # read back exactly (grader.report, grader.export)
@@ -156,8 +162,9 @@ def test_csv_fields_never_start_a_formula(text):
 def test_grades_csv_is_safe_to_open_and_keeps_names(tmp_path):
     settings = Settings(LESSON, {NB: {"test_a": 2.0}}, tmp_path, 10, 60, None, True, tmp_path)
     publisher = Publisher(tmp_path, settings)
-    r = Result("x-1a2b3c", "=cmd|' /C calc'!A0 ünï", {"test_a": 2.0}, graded=True,
-               problems=["=evil.ipynb: not a notebook"])
+    r = Result(
+        "x-1a2b3c", "=cmd|' /C calc'!A0 ünï", {"test_a": 2.0}, graded=True, problems=["=evil.ipynb: not a notebook"]
+    )
     publisher.add(r)
     publisher.finish([r])
     with open(tmp_path / "grades.csv", encoding="utf-8") as f:
@@ -171,7 +178,9 @@ def test_cli_help_and_errors(tmp_path):
     import subprocess
     import sys
 
-    run = lambda *a: subprocess.run([sys.executable, "-m", "grader", *a], cwd=course.ROOT, capture_output=True, text=True)  # noqa: E731
+    run = lambda *a: subprocess.run(
+        [sys.executable, "-m", "grader", *a], cwd=course.ROOT, capture_output=True, text=True
+    )  # noqa: E731
     help_text = run("autograde", "--help").stdout
     for option in ("--submissions", "--out", "--jobs", "--timeout"):
         assert option in help_text
@@ -194,4 +203,7 @@ def test_the_launcher_and_the_nbgrader_runner_use_the_standard_library_only():
         tree = ast.parse((Path(course.ROOT) / "grader" / name).read_text())
         imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0}
-        assert imported <= {"json", "os", "resource", "shutil", "sys", "nbgrader", "jupyter_core", "traitlets"}, (name, imported)
+        assert imported <= {"json", "os", "resource", "shutil", "sys", "nbgrader", "jupyter_core", "traitlets"}, (
+            name,
+            imported,
+        )

@@ -20,7 +20,12 @@ LESSONS = ("06_mnist_project",)  # pytest -m lesson06 selects these tests
 @pytest.fixture(scope="module")
 def mnist():
     (x_train, y_train), (x_test, y_test) = data.load_mnist()
-    return x_train[:10000].astype(np.float32) / 255, y_train[:10000], x_test[:100].astype(np.float32) / 255, y_test[:100]
+    return (
+        x_train[:10000].astype(np.float32) / 255,
+        y_train[:10000],
+        x_test[:100].astype(np.float32) / 255,
+        y_test[:100],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +33,9 @@ def model(mnist):
     """A nearest-class-mean classifier as a Keras model: no training, about 80% on MNIST."""
     x, y, _, _ = mnist
     means = np.stack([x[y == k].reshape(-1, 784).mean(axis=0) for k in range(10)])
-    m = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    m = keras.Sequential(
+        [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")]
+    )
     scale = 5.0  # logits = scale * (x . mean_k - |mean_k|^2 / 2): softmax over -distance
     m.layers[-1].set_weights([scale * means.T, -scale * 0.5 * (means**2).sum(axis=1)])
     return m

@@ -13,16 +13,18 @@ LESSONS = ("03_cnns",)  # pytest -m lesson03 selects these tests
 @pytest.fixture(scope="module")
 def model():
     keras.utils.set_random_seed(0)
-    return keras.Sequential([
-        keras.Input((12, 12, 2)),
-        keras.layers.Conv2D(4, 3, activation="relu", name="c1"),
-        keras.layers.Conv2D(3, 3, strides=2, padding="same", bias_initializer="random_normal", name="c2"),
-        keras.layers.MaxPooling2D(2, padding="same", name="p1"),
-        keras.layers.Conv2D(5, 2, dilation_rate=2, padding="same", activation="tanh", name="c3"),
-        keras.layers.AveragePooling2D(2, strides=1, name="p2"),
-        keras.layers.Flatten(),
-        keras.layers.Dense(3, activation="softmax"),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input((12, 12, 2)),
+            keras.layers.Conv2D(4, 3, activation="relu", name="c1"),
+            keras.layers.Conv2D(3, 3, strides=2, padding="same", bias_initializer="random_normal", name="c2"),
+            keras.layers.MaxPooling2D(2, padding="same", name="p1"),
+            keras.layers.Conv2D(5, 2, dilation_rate=2, padding="same", activation="tanh", name="c3"),
+            keras.layers.AveragePooling2D(2, strides=1, name="p2"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +59,9 @@ def test_arithmetic_equals_the_map_value(model, images, layer):
 
 def test_explain_rejects_other_layers(model, images):
     with pytest.raises(ValueError, match="not a Conv2D or pooling"):
-        flatten = next(layer.name for layer in model.layers if type(layer).__name__ == "Flatten")  # auto-named: flatten, flatten_1, ...
+        flatten = next(
+            layer.name for layer in model.layers if type(layer).__name__ == "Flatten"
+        )  # auto-named: flatten, flatten_1, ...
         fm.explain(model, flatten, images[0], 0, 0, 0)
 
 

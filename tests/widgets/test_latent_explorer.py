@@ -13,13 +13,17 @@ LESSONS = ("05_autoencoders",)  # pytest -m lesson05 selects these tests
 @pytest.fixture(scope="module")
 def decoder():
     keras.utils.set_random_seed(0)
-    return keras.Sequential([keras.Input((2,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(784, activation="sigmoid")])
+    return keras.Sequential(
+        [keras.Input((2,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(784, activation="sigmoid")]
+    )
 
 
 @pytest.fixture(scope="module")
 def denoiser():
     keras.utils.set_random_seed(1)
-    return keras.Sequential([keras.Input((784,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(784, activation="sigmoid")])
+    return keras.Sequential(
+        [keras.Input((784,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(784, activation="sigmoid")]
+    )
 
 
 def test_decode_point_equals_the_decoder(decoder):

@@ -69,7 +69,9 @@ def _layers(model):
     return [(layer.units, layer.activation.__name__) for layer in model.layers]
 
 
-@pytest.mark.parametrize("hidden, activation, l2", [((), "linear", 0.0), ((4, 2), "tanh", 0.0), ((8, 1, 3, 5, 2, 7), "relu", 0.01)])
+@pytest.mark.parametrize(
+    "hidden, activation, l2", [((), "linear", 0.0), ((4, 2), "tanh", 0.0), ((8, 1, 3, 5, 2, 7), "relu", 0.01)]
+)
 def test_model_matches_architecture(hidden, activation, l2):
     arch = pgm.Architecture(hidden=hidden, activation=activation, l2=l2, learning_rate=0.3)
     model = pgm.build_model(arch)

@@ -64,12 +64,24 @@ def test_cell_diagram_wiring_and_current_values(layer):
     x = np.random.default_rng(4).normal(size=(7, 3))
     u = un.Unroller(layer, x, t=2, units=2)
     ax = u._artists["cell"]
-    edges = {p.get_gid()[len("edge:"):] for p in ax.patches if (p.get_gid() or "").startswith("edge:")}
-    for edge in ("c_prev->forget_mul", "forget_mul->add", "add->c_out", "input_gate->input_mul", "candidate->input_mul",
-                 "input_mul->add", "add->tanh_c", "tanh_c->output_mul", "output_gate->output_mul", "output_mul->h_out"):
+    edges = {p.get_gid()[len("edge:") :] for p in ax.patches if (p.get_gid() or "").startswith("edge:")}
+    for edge in (
+        "c_prev->forget_mul",
+        "forget_mul->add",
+        "add->c_out",
+        "input_gate->input_mul",
+        "candidate->input_mul",
+        "input_mul->add",
+        "add->tanh_c",
+        "tanh_c->output_mul",
+        "output_gate->output_mul",
+        "output_mul->h_out",
+    ):
         assert edge in edges, f"the cell diagram lacks {edge}"
     assert not any(e.startswith("output_mul->") and e != "output_mul->h_out" for e in edges)
-    assert not any(e.endswith("->output_mul") and e not in ("tanh_c->output_mul", "output_gate->output_mul") for e in edges)
+    assert not any(
+        e.endswith("->output_mul") and e not in ("tanh_c->output_mul", "output_gate->output_mul") for e in edges
+    )
     shown = {t.get_gid(): t.get_text() for t in ax.texts if (t.get_gid() or "").startswith("value:")}
     v = u.values()
     assert shown["value:forget_gate"].split("\n") == [f"{v['f'][j]:+.2f}" for j in range(2)]
