@@ -54,3 +54,8 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("solution notebooks: one run each, top to bottom")
     for name, run in sorted(runs.runs().items()):
         terminalreporter.write_line(f"{run.seconds:7.1f} s  {name}  ({run.where})")
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return ROOT

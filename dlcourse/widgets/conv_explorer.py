@@ -30,12 +30,12 @@ OPS = ("conv", "max", "avg")
 PADDINGS = ("explicit", "valid", "same")
 
 
-@dataclass(frozen=True)
 def _status_colour(line: str) -> str:
     """Red for an invalid setting, amber for a warning, else the page's own colour."""
     return "#b22222" if line.startswith("Invalid") else "#8a5a00" if line.startswith("Warning") else "inherit"
 
 
+@dataclass(frozen=True)
 class ConvConfig:
     """One layer on a square input.
 
