@@ -135,6 +135,11 @@ class _AuditRefusal(RuntimeError):
     """Refusal of sys.addaudithook (a RuntimeError subclass, which CPython swallows)."""
 
 
+# The referee runs as __main__, the student's module name: its own errors must not look like the
+# student's classes when IPython keeps the last one in sys.last_type.
+Denied.__module__ = _AuditRefusal.__module__ = "grader.referee"
+
+
 def _is_code(value) -> bool:
     return isinstance(
         value,

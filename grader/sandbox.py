@@ -112,8 +112,23 @@ def memory_cgroup_available() -> bool:
     )
 
 
+def precompile_course() -> None:
+    """Byte-compile ``dlcourse/`` here, where its folder is writable.
+
+    Inside the sandbox it is read-only, so a module without a current ``.pyc`` would be
+    compiled there from its source, under a student's cell, and the referee refuses to compile
+    code under a library's file name while student code runs (a fresh clone has no ``.pyc``).
+    """
+    import compileall
+
+    if not compileall.compile_dir(str(ROOT / "dlcourse"), quiet=1):
+        raise RuntimeError(f"cannot byte-compile {ROOT / 'dlcourse'}: is a file there not valid Python?")
+
+
 def kernelspec(folder: Path) -> Path:
-    """Write the sandbox kernelspec under ``folder/kernels/`` (put ``folder`` on JUPYTER_PATH)."""
+    """Write the sandbox kernelspec under ``folder/kernels/`` (put ``folder`` on JUPYTER_PATH);
+    the course's package is byte-compiled for it first."""
+    precompile_course()
     spec = folder / "kernels" / KERNEL_NAME
     spec.mkdir(parents=True, exist_ok=True)
     (spec / "kernel.json").write_text(

@@ -398,7 +398,8 @@ def test_the_host_is_untouched(klass, graded):
     assert "no network" in feedback["network"] and "reached (" not in feedback["network"]
     assert "cannot read" in feedback["read_solutions"] and "stolen from" not in feedback["read_solutions"]
     assert "fork refused after 0 processes" in feedback["fork_bomb"]
-    assert feedback["write_outside"].count("cannot write") == 3
+    for target in (klass.outside, klass.own_copy):  # the README is checked above (inside, it may be a tmpfs path)
+        assert f"cannot write {target}" in feedback["write_outside"], target
     assert "root:x:0:0" not in "".join(feedback.values())
     for path in out.rglob("*"):
         assert not path.is_symlink(), path

@@ -249,6 +249,12 @@ def test_frames_that_reach_the_referee_gc_and_raw_memory_are_refused(kernel):
     ]:
         _, err = kernel.run(code)
         assert err is not None and err["ename"] == expect, (code, err)
+    # A refusal's error, kept by IPython in sys.last_type, is the referee's class, not the student's.
+    kernel.run("1 / 0")
+    kernel.test(TEST)  # the full check before a test takes this in
+    kernel.run("import os; os.system('true')")
+    kernel.check("refused")
+    assert not [f for f in kernel.test(TEST)["findings"] if "last_type" in f]
     # The student's own frames are the student's business (TensorFlow looks at them while it traces).
     own = (
         "import sys\ndef g():\n    yield 1\nsys._getframe(0).f_back, g().gi_frame\n"

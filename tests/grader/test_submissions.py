@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import course
+from grader import course, sandbox
 from grader.job import Result, Settings
 from grader.results import Publisher, cell, uncell
 from grader.submissions import GradingError, collect, grade_ids, match_notebooks, read_notebook, safe_id
@@ -207,3 +207,15 @@ def test_the_launcher_and_the_nbgrader_runner_use_the_standard_library_only():
             name,
             imported,
         )
+
+
+def test_the_course_package_is_byte_compiled_for_the_sandbox(tmp_path):
+    """Inside the sandbox dlcourse/ is read-only: a module without a current .pyc would be compiled
+    there, under a student's cell, which the referee refuses (a fresh clone has none)."""
+    import importlib.util
+
+    module = sandbox.ROOT / "dlcourse" / "diagrams.py"
+    cached = Path(importlib.util.cache_from_source(str(module)))
+    cached.unlink(missing_ok=True)
+    sandbox.kernelspec(tmp_path)
+    assert cached.exists(), "kernelspec() left dlcourse/diagrams.py without its .pyc"
