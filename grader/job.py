@@ -201,6 +201,8 @@ def _config(settings: Settings, course_dir: Path, runtime: Path, job: Path, dead
                 "c.RefereedExecute.startup_timeout = 120",
                 f"c.RefereedExecute.plan_file = {str(settings.master / 'plans.json')!r}",
                 f"c.RefereedExecute.report_file = {str(job / 'report.jsonl')!r}",
+                f"c.FeedbackSafety.report_file = {str(job / 'report.jsonl')!r}",
+                f"c.FeedbackSafety.notes_file = {str(job / 'feedback_notes.json')!r}",
                 f"c.RefereedExecute.runtime_dir = {str(runtime)!r}",
                 f"c.RefereedExecute.cell_output_bytes = {limits.cell_output}",
                 f"c.RefereedExecute.notebook_output_bytes = {limits.notebook_output}",
