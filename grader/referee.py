@@ -64,6 +64,7 @@ _QUIET_MODULES = (
     "traitlets",
     "matplotlib",
     "matplotlib_inline",
+    "pyparsing",  # matplotlib's: enable_packrat() swaps ParserElement._parse for its cached twin
     "comm",
     "ipywidgets",
     "debugpy",

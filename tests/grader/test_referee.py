@@ -156,6 +156,17 @@ def test_a_library_may_set_up_functions_it_just_made():
         assert err is not None or findings, "a student's own change of a library's keyword defaults went unseen"
 
 
+def test_matplotlib_may_switch_pyparsing_to_its_cache():
+    """Lesson 00 imports matplotlib, so pyparsing is loaded before the snapshot; mathtext's first import
+    replaces ParserElement._parse with its cached twin: a library's own doing, not noted for review."""
+    with SandboxedKernel("00_getting_started") as k:
+        out, err = k.run("import sys\nprint('pyparsing' in sys.modules, 'matplotlib._mathtext' in sys.modules)")
+        assert (out.strip(), err) == ("True False", None), (out, err)
+        k.run("import matplotlib._mathtext")
+        record = k.test("test_one_hot")
+        assert not [f for f in record["findings"] if "pyparsing" in f], record["findings"]
+
+
 def test_student_code_may_not_pass_for_the_plans_code(kernel):
     """Code named like the referee's setup and test cells counts as trusted: a student cannot compile under that name."""
     out, err = kernel.run("code = compile('x = 1', '<test test_conv2d>', 'exec')")
