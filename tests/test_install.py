@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import importlib.metadata
 import json
 import os
 import re
@@ -259,7 +258,19 @@ def test_this_environment_is_exactly_the_lock():
         pytest.skip(f"this environment was built without {LOCK.name} (make ... LOCK=)")
     env = dict(default_environment())
     pins = pins_for(env)
-    installed = {canonicalize_name(d.metadata["Name"]): d.version for d in importlib.metadata.distributions()}
+    # Asked of a fresh interpreter: once imported, setuptools puts its vendored packages on this
+    # process's sys.path, and their metadata would count as installed.
+    listing = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import importlib.metadata as m\nfor d in m.distributions(): print(d.metadata['Name'], d.version)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    installed = {canonicalize_name(name): version for name, version in (line.split() for line in listing.splitlines())}
     not_ours = {"pip", "dlcourse", "uv"}  # the installer, the course itself, `make lock`'s resolver
     differ = {
         n: (installed.get(n), pins.get(n))
