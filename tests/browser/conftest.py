@@ -97,7 +97,9 @@ class Lab:
         return f"http://127.0.0.1:{self.port}"
 
     def url(self, path: str) -> str:
-        return f"{self.base}/lab/tree/{path}?token={self.token}"
+        # `reset`: a fresh workspace, so that the notebooks of earlier tests are not reopened (each
+        # with a kernel of its own) and the one asked for is the current one.
+        return f"{self.base}/lab/tree/{path}?reset&token={self.token}"
 
     def api(self, path: str, method: str = "GET"):
         request = urllib.request.Request(
