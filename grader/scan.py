@@ -8,6 +8,7 @@ was reached and the cell it is in.
 from __future__ import annotations
 
 import ast
+import threading
 
 # Attributes of IPython's shell and of Python's runtime that an exercise never needs.
 MACHINERY_ATTRS = {
@@ -138,7 +139,18 @@ def findings_in(source: str, label: str) -> list[str]:
     return list(found)
 
 
+# CPython (3.11 here) keeps the AST constructor's recursion depth in one global: two threads
+# parsing at once (jobs grade in threads) can fail with "SystemError: AST constructor recursion
+# depth mismatch" (python/cpython#106905).
+_PARSE_LOCK = threading.Lock()
+
+
 def _parse(source: str) -> ast.AST | None:
+    with _PARSE_LOCK:
+        return _parse_alone(source)
+
+
+def _parse_alone(source: str) -> ast.AST | None:
     try:
         from IPython.core.inputtransformer2 import TransformerManager
 

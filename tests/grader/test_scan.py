@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import sys
+import threading
+import time
 
 import pytest
 
@@ -34,3 +38,35 @@ def test_forms_of_reaching_in(code, what):
 def test_the_solutions_raise_nothing(notebook):
     nb = json.loads(notebook.read_text(encoding="utf-8"))
     assert scan.scan_notebook(nb, set()) == []
+
+
+def test_jobs_in_threads_can_scan_at_once():
+    """Jobs grade in threads: two scans at once must not trip CPython's global AST depth (cpython#106905)."""
+    source = "\n".join(f"def f{i}(x):\n    return [[(a, b) for a in range(x)] for b in {{1: 2}}]" for i in range(300))
+    nb = {"cells": [{"cell_type": "code", "source": source, "metadata": {}}]}
+    errors = []
+
+    def scan_often():
+        for _ in range(8):
+            try:
+                scan.scan_notebook(nb, set())
+            except Exception as exc:  # noqa: BLE001 - any error is the failure
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+    switch = sys.getswitchinterval()
+    threshold = gc.get_threshold()
+    callback = lambda *_: time.sleep(0)  # noqa: E731 - a thread switch in the middle of a parse
+    gc.callbacks.append(callback)
+    gc.set_threshold(50)
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=scan_often) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(switch)
+        gc.set_threshold(*threshold)
+        gc.callbacks.remove(callback)
+    assert not errors, errors[:3]
