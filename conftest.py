@@ -1,12 +1,15 @@
 """Test-suite set-up: lesson markers, and the solution notebooks' run times in the summary.
 
 Each solution notebook runs once per session (tests/lessons/solution_runs.py); the summary
-at the end lists how long each run took and where it ran.
+at the end lists how long each run took and where it ran. Each lesson is prepared for grading
+once per session too (``prepared_once``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -59,3 +62,41 @@ def pytest_terminal_summary(terminalreporter):
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prepared_once(tmp_path_factory):
+    """``grader.autograde.prepare`` runs once per lesson; later calls get a copy of its master.
+
+    Preparing (nbgrader's generate_assignment, the plans, the grading data) takes seconds and
+    gives the same master for the same solutions and data; dozens of tests grade or start a
+    referee kernel. The copy lands where the caller asked, as the real call would put it.
+    """
+    from grader import autograde, course
+
+    real = autograde.prepare
+    cache = tmp_path_factory.mktemp("prepared")
+    done: dict[str, tuple[Path, dict]] = {}
+
+    def key(assignment: str) -> str:
+        from dlcourse import data
+
+        h = hashlib.sha256(f"{course.SOLUTIONS}|{data.DATA_DIR}|{assignment}".encode())
+        for nb in sorted((course.SOLUTIONS / assignment).glob("*.ipynb")):
+            h.update(nb.name.encode() + nb.read_bytes())
+        return h.hexdigest()[:16]
+
+    def prepare(assignment: str, work: Path):
+        k = key(assignment) if (course.SOLUTIONS / assignment).is_dir() else None
+        if k is None:
+            return real(assignment, work)
+        if k not in done:
+            master, scores = real(assignment, cache / k)
+            done[k] = (master, scores)
+        master, scores = done[k]
+        shutil.copytree(master, Path(work) / "master", symlinks=True)
+        return Path(work) / "master", {nb: dict(ids) for nb, ids in scores.items()}
+
+    autograde.prepare = prepare
+    yield
+    autograde.prepare = real

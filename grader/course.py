@@ -46,8 +46,11 @@ def _env() -> dict[str, str]:
 
 
 def nbgrader(*args: str, cwd: Path = GRADER_DIR) -> subprocess.CompletedProcess:
-    """Run ``nbgrader ARGS`` with the course's configuration; raise NbgraderError on failure."""
-    cmd = [sys.executable, "-m", "nbgrader", *args]
+    """Run ``nbgrader ARGS`` with the course's configuration; raise NbgraderError on failure.
+
+    Several commands separated by ``--then`` run in one process (see ``grader/nbgrader_run.py``).
+    """
+    cmd = [sys.executable, str(GRADER_DIR / "nbgrader_run.py"), *args]
     proc = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True)
     if proc.returncode != 0:
         raise NbgraderError(f"`nbgrader {' '.join(args)}` failed:\n{proc.stdout}\n{proc.stderr}")
@@ -57,15 +60,18 @@ def nbgrader(*args: str, cwd: Path = GRADER_DIR) -> subprocess.CompletedProcess:
 def generate(dest: Path, names: list[str] | None = None) -> Path:
     """Generate the learner versions of ``names`` (default: all) from ``solutions/`` into ``dest``."""
     dest = Path(dest)
+    commands: list[str] = []
     with tempfile.TemporaryDirectory(prefix="dlcourse-gradebook-") as tmp:
         for name in names or assignments():
-            nbgrader(
+            commands += [
+                *(["--then"] if commands else []),
                 "generate_assignment",
                 name,
                 "--force",
                 f"--CourseDirectory.release_directory={dest}",
                 f"--CourseDirectory.db_url=sqlite:///{tmp}/gradebook.db",
-            )
+            ]
+        nbgrader(*commands)
     return dest
 
 

@@ -6,6 +6,8 @@ hostile notebook can make this host-side process hold (its outputs are capped wh
 see ``grader.preprocessors``); the kernel's own, stricter limits are set by ``launcher.py``.
 Several nbgrader commands separated by ``--then`` run in this one process (importing nbgrader
 costs seconds of CPU); a command after a failed one does not run.
+
+``grader.course.nbgrader`` runs every nbgrader command of the course through this file too.
 """
 
 import os
@@ -28,6 +30,9 @@ def _commands(argv: list) -> list:
 
 
 def main() -> int:
+    # jsonschema imports rfc3987_syntax (if installed) for its "iri" format alone, compiling 39
+    # grammars: 1.5 s of every nbgrader start.  Notebook validation never checks that format.
+    sys.modules.setdefault("rfc3987_syntax", None)
     for res, value in ((resource.RLIMIT_AS, MEMORY), (resource.RLIMIT_FSIZE, FILE_SIZE)):
         hard = resource.getrlimit(res)[1]
         resource.setrlimit(res, (value if hard == resource.RLIM_INFINITY else min(value, hard), hard))
