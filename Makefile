@@ -158,8 +158,10 @@ instructor-lab: $(LAB_STAMP)
 	JUPYTER_CONFIG_PATH="$(abspath $(INSTRUCTOR_CONFIG)):$(abspath grader)" \
 	"$(BIN)/jupyter" lab --ServerApp.root_dir="$(CURDIR)" --ServerApp.port=$(PORT) $(ROOT_FLAG) $(LAB_ARGS)
 
+# Two test processes (pytest-xdist; the groups are in conftest.py): TEST_JOBS=0 runs one.
+TEST_JOBS ?= 2
 test: $(TEST_STAMP) system-tools lint
-	"$(BIN)/python" -m pytest
+	"$(BIN)/python" -m pytest $(if $(filter-out 0,$(TEST_JOBS)),-n $(TEST_JOBS))
 
 # Ruff, configured in pyproject.toml: lint, and the code formatted as `make format` leaves it.
 lint: $(TEST_STAMP)

@@ -8,6 +8,7 @@ once per session too (``prepared_once``).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import sys
@@ -17,6 +18,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))  # for `import grader` and `import bench`
+
+from tests import session_figures  # noqa: E402 - needs the line above
 
 LESSON_FOLDERS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir() and p.name[:2].isdigit())
 
@@ -44,19 +47,77 @@ def lessons_of(item) -> set[str]:
     return found
 
 
-def pytest_collection_modifyitems(items):
+# -- running on two processes (pytest-xdist, `make test`) -------------------------------------
+# Each file's tests run together on one worker (their module fixtures are made once), and a
+# few files share a worker with another: the checks that read the browser's solution runs go
+# with the browser tests; the install test (a fresh environment on disk) with the class grading
+# test, which watches the free disk space. Heavy groups are sent first, so the two workers end
+# about together.
+SAME_WORKER = {
+    "tests/lessons/test_solutions.py": "tests/browser/test_lessons.py",
+    "tests/test_install.py": "tests/grader/test_class.py",
+}
+HEAVY_FIRST = [  # the longest first: about 10 minutes, 8, then 1 to 4 each (bench/README.md)
+    "tests/browser/test_lessons.py",
+    "tests/grader/test_class.py",
+    "tests/lessons/test_exercise_integrity.py::06",
+    "tests/grader/test_cluster.py",
+    "tests/grader/test_referee.py",
+    "tests/lessons/test_exercise_integrity.py::05",
+    "tests/lessons/test_exercise_integrity.py::03",
+    "tests/lessons/test_exercise_integrity.py::04",
+    "tests/test_backends.py",
+]
+
+
+def worker_group(nodeid: str) -> str:
+    """The tests that run on one worker, in order: a file's (or the file it must share a worker with)."""
+    path = nodeid.split("::")[0]
+    group = SAME_WORKER.get(path, path)
+    if path == "tests/lessons/test_exercise_integrity.py":  # one lesson each; only 06 has a module fixture
+        group += "::" + next((f[:2] for f in LESSON_FOLDERS if f in nodeid), "")
+    return group
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    config.option.loadscopereorder = False  # hand the groups out in the order the workers sorted them
+
+    class ByWorkerGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_group(nodeid)
+
+    return ByWorkerGroup(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
     for item in items:
         for number in lessons_of(item):
             item.add_marker(getattr(pytest.mark, f"lesson{number}"))
+    if hasattr(config, "workerinput"):  # an xdist worker: the order the groups are handed out in
+        rank = {g: i for i, g in enumerate(HEAVY_FIRST)}
+        items.sort(key=lambda item: rank.get(worker_group(item.nodeid), len(rank)))  # stable: file order otherwise
+
+
+def pytest_sessionfinish(session):
+    if hasattr(session.config, "workerinput"):  # an xdist worker: its figures go to the controller
+        session.config.workeroutput["dlcourse_figures"] = json.dumps(session_figures.gather())
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    figures = getattr(node, "workeroutput", {}).get("dlcourse_figures")
+    if figures:
+        _WORKER_FIGURES.append(json.loads(figures))
+
+
+_WORKER_FIGURES: list[dict] = []
 
 
 def pytest_terminal_summary(terminalreporter):
-    runs = sys.modules.get("tests.lessons.solution_runs")
-    if runs is None or not runs.runs():
-        return
-    terminalreporter.section("solution notebooks: one run each, top to bottom")
-    for name, run in sorted(runs.runs().items()):
-        terminalreporter.write_line(f"{run.seconds:7.1f} s  {name}  ({run.where})")
+    session_figures.write_summary(terminalreporter, [session_figures.gather(), *_WORKER_FIGURES])
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,6 @@ import os
 import secrets
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests import session_figures
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -42,30 +43,6 @@ LAB_SETTINGS = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
 }
 SERVER_START_TIMEOUT = 120  # seconds; a cold start imports nbgrader's server extension
-
-
-# (visualizer, action, seconds) rows, printed at the end of the run.
-LATENCIES: list[tuple[str, str, float]] = []
-
-
-def pytest_terminal_summary(terminalreporter, config):
-    if not LATENCIES:
-        return
-    grouped: dict[tuple[str, str], list[float]] = {}
-    for name, action, seconds in LATENCIES:
-        grouped.setdefault((name, action), []).append(seconds)
-    rows = [
-        {"visualizer": n, "action": a, "median_s": statistics.median(ts), "worst_s": max(ts), "n": len(ts)}
-        for (n, a), ts in grouped.items()
-    ]
-    terminalreporter.section("browser: input to updated picture (median, worst)")
-    for r in rows:
-        terminalreporter.write_line(
-            f"{r['visualizer']:<22} {r['action']:<40} {r['median_s'] * 1000:6.0f} ms {r['worst_s'] * 1000:6.0f} ms  (n={r['n']})"
-        )
-    out = os.environ.get("DLCOURSE_LATENCY_JSON")
-    if out:
-        Path(out).write_text(json.dumps(rows, indent=1))
 
 
 def find_chromium() -> str | None:
@@ -231,4 +208,4 @@ def screenshots(tmp_path):
 @pytest.fixture
 def latencies():
     """Append (visualizer, action, seconds) rows; printed at the end of the run."""
-    return LATENCIES
+    return session_figures.LATENCIES
