@@ -73,6 +73,8 @@ HEAVY_FIRST = [  # the longest first: about 10 minutes, 8, then 1 to 4 each (ben
 def worker_group(nodeid: str) -> str:
     """The tests that run on one worker, in order: a file's (or the file it must share a worker with)."""
     path = nodeid.split("::")[0]
+    if path.startswith("tests/browser/"):  # one JupyterLab and one Chromium for all of them
+        path = "tests/browser/test_lessons.py"
     group = SAME_WORKER.get(path, path)
     if path == "tests/lessons/test_exercise_integrity.py":  # one lesson each; only 06 has a module fixture
         group += "::" + next((f[:2] for f in LESSON_FOLDERS if f in nodeid), "")

@@ -353,6 +353,8 @@ class Referee:
             for ident, frame in frames.items():
                 if ident in (me, self.main_ident):
                     continue
+                if frame.f_code is _RUNNER["run"].__code__:
+                    continue  # a barrier thread whose call has returned, not yet ended (a busy machine)
                 while frame is not None:
                     if not self._trusted_file(frame.f_code.co_filename):
                         self.findings.append("a thread running the student's code was alive during a test")
