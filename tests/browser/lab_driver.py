@@ -114,9 +114,14 @@ def slider_handle(area, label: str):
     return _slider(area, label).locator(".noUi-handle").first
 
 
+def slider_readout(area, label: str):
+    """The readout (the number shown beside it) of the slider described as ``label``."""
+    return _slider(area, label).locator(".widget-readout").first
+
+
 def slider_value(area, label: str) -> str:
     """The value the slider described as ``label`` shows."""
-    return _slider(area, label).locator(".widget-readout").first.inner_text().strip()
+    return slider_readout(area, label).inner_text().strip()
 
 
 def timed_change(page, action, watched, timeout_s: float = 30) -> float:

@@ -26,6 +26,7 @@ from lab_driver import (
     output,
     run_all,
     slider_handle,
+    slider_readout,
     slider_value,
     timed_change,
     widget_problems,
@@ -97,6 +98,9 @@ def use_conv_explorer(page, area, record):
     step = area.locator("button", has_text="step")
     frame = slider_value(area, "step")
     record("step button (animation frame)", timed_change(page, step.click, area.locator("img").first))
+    # The picture is redrawn before the slider's readout follows: wait for the readout.
+    readout = slider_readout(area, "step")
+    page.wait_for_function("([el, old]) => el.innerText.trim() !== old", arg=[readout.element_handle(), frame])
     assert slider_value(area, "step") != frame, "the step button did not advance the animation"
 
 
