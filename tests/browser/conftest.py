@@ -197,11 +197,11 @@ def page(browser, lab):
 
 @pytest.fixture
 def screenshots(tmp_path):
-    """Folder for the visualizer screenshots: $DLCOURSE_SCREENSHOTS (`make screenshots`
-    sets docs/images), else a temporary one."""
+    """Folder for the visualizer screenshots (the diagrams' in its ``diagrams/``):
+    $DLCOURSE_SCREENSHOTS (`make screenshots` sets docs/images), else a temporary one."""
     chosen = os.environ.get("DLCOURSE_SCREENSHOTS")
     folder = Path(chosen) if chosen else tmp_path / "screenshots"
-    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "diagrams").mkdir(parents=True, exist_ok=True)
     return folder
 
 

@@ -4,9 +4,10 @@ Each solution notebook (working code; a copy, served as ``solved/``) is opened i
 browser and run with *Run All*: the session's one run of it, which tests/lessons reads
 (every cell ran, no error, every visible and hidden test passed). Then no cell may have errored, no widget may show
 "Error displaying widget" or stay "Loading widget", and the page may log no errors.
-The lesson's visualizers are then used as a learner would, the time from input to
-updated picture is reported, and a screenshot of each is written (to docs/images
-with `make screenshots`).
+Every explanatory diagram the lesson draws (``dlc.diagrams``) must show as a picture; a
+screenshot of each goes to ``diagrams/``. The lesson's visualizers are then used as a
+learner would, the time from input to updated picture is reported, and a screenshot of
+each is written (to docs/images with `make screenshots`).
 """
 
 from __future__ import annotations
@@ -176,6 +177,14 @@ def use_draw_digit(page, area, record):
     assert max(range(10), key=probabilities.__getitem__) == 1, f"a vertical stroke was not read as a 1: {probabilities}"
 
 
+DIAGRAM_CALL = re.compile(r"\bdlc\.diagrams\.(\w+)\(")
+
+
+def diagram_cells(sources: list[str]) -> dict[int, list[str]]:
+    """Code cells that draw a ``dlc.diagrams`` picture: index -> the diagrams' names."""
+    return {i: found for i, source in enumerate(sources) if (found := DIAGRAM_CALL.findall(source))}
+
+
 @dataclass
 class Visualizer:
     name: str  # also the screenshot's file name in docs/images
@@ -216,6 +225,12 @@ def test_lesson_runs_in_the_browser(page, lab, notebook, screenshots, latencies)
     solution_runs.record(notebook, notebook_json(page), time.perf_counter() - start, "JupyterLab (Run All)")
     assert not problems, f"{notebook} in JupyterLab:\n" + "\n".join(problems)
     assert not widget_problems(page), widget_problems(page)
+
+    for index, names in diagram_cells(sources).items():  # each explanatory picture drawn, and kept
+        area = output(page, index)
+        drawn = area.locator("img").evaluate_all("els => els.filter(e => e.complete && e.naturalWidth > 0).length")
+        assert drawn >= len(names), f"cell {index} draws {', '.join(names)} but shows {drawn} picture(s)"
+        area.screenshot(path=screenshots / "diagrams" / f"{'+'.join(names)}.png")
 
     for vis in VISUALIZERS.get(notebook, []):
         area = output(page, cell_index(sources, vis.marker))
