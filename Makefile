@@ -26,7 +26,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # The validator behind nbgrader's Validate button reads grader/nbgrader_config.py.
 export JUPYTER_CONFIG_PATH := $(abspath grader)
 
-.PHONY: help install install-test lab instructor-lab test test-fast lint format lessons check bench screenshots \
+.PHONY: help install install-test lab instructor-lab test test-fast lint format lessons check bench screenshots test-models \
 	clean system-tools lock lock-upgrade which-python FORCE
 
 help:
@@ -39,6 +39,7 @@ help:
 	@echo "make check      solutions pass, lessons fail, lessons in sync"
 	@echo "make bench      run the benchmarks and update bench/README.md"
 	@echo "make screenshots  redraw docs/images/ (visualizers, class report) in Chromium"
+	@echo "make test-models  train lesson 06's test models again (tests/lessons/models/)"
 	@echo "make lock       re-resolve $(LOCK) from pyproject.toml, keeping the tested versions that still fit"
 	@echo "make lock-upgrade  the same, taking the newest versions (then run make test)"
 	@echo "make clean      remove .venv and generated files"
@@ -202,6 +203,10 @@ bench: $(TEST_STAMP)
 # The README's pictures: each visualizer used in JupyterLab in Chromium (tests/browser).
 screenshots: $(TEST_STAMP) system-tools
 	DLCOURSE_SCREENSHOTS="$(abspath docs/images)" "$(BIN)/python" -m pytest tests/browser -k "lesson_runs_in_the_browser or class_report"
+
+# Lesson 06's trained test models (tests/lessons/models/, checked by SHA-256): train them again.
+test-models: $(TEST_STAMP)
+	"$(BIN)/python" -m tests.lessons.project_models
 
 # The lock: one file for every supported Python and for Linux, macOS and Windows, resolved
 # by uv's universal resolver (environment markers pick each platform's and Python's

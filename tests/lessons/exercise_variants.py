@@ -15,12 +15,14 @@ SUPPORT: reference solutions kept in the shortcuts submission, so that a shortcu
 for its own sake and not because a function it calls is blank.
 
 Models for lesson 06's project are files, not code: ``MODELS`` names the ``mnist_model.keras``
-each lesson-06 submission carries; the test builds them.
+each lesson-06 submission carries; tests/lessons/project_models.py builds and keeps them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from tests.lessons import project_models
 
 
 @dataclass(frozen=True)
@@ -817,9 +819,5 @@ VARIANTS = {
     "05_autoencoders": [VARIANTS_05],
     "06_mnist_project": [VARIANTS_06A, VARIANTS_06B],
 }
-# The project's model files (tests/test_exercise_integrity.py builds them):
-#   fitted_to_test   the reference's layer pattern trained on the test images
-#   registered_layer a CNN holding a layer class registered with register_keras_serializable
-#   cnn_with_dense_bypass  a CNN plus a Flatten -> Dense path from the image, trained on training images
-#   any_size_cnn     Input((None, None, 1)) and Resizing(28, 28), then the reference's layers, trained to tier 3
-MODELS = ("fitted_to_test", "registered_layer", "cnn_with_dense_bypass", "any_size_cnn")
+# The project's model files, described, built and kept by tests/lessons/project_models.py.
+MODELS = project_models.NAMES

@@ -13,7 +13,7 @@ lesson that grades together:
 
 Submissions hold only the notebooks' nbgrader cells (setup, exercises, tests): the test cells
 may use nothing else, and grading them alone is fast. Lesson 06's submissions carry their
-``mnist_model.keras``, built here. A table of every answer and its points is printed (run
+``mnist_model.keras`` (``tests/lessons/project_models.py``). A table of every answer and its points is printed (run
 with ``-s`` to see it) and written to the test's temporary folder.
 """
 
@@ -29,6 +29,7 @@ import pytest
 
 from grader import course
 from tests.lessons import exercise_variants as ev
+from tests.lessons import project_models as project_models_kept
 
 pytestmark = pytest.mark.notebooks
 
@@ -106,48 +107,12 @@ def _submissions(assignment: str, root: Path, models: dict[str, Path]) -> dict[s
 # -- lesson 06's model files ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def project_models(tmp_path_factory):
-    """The mnist_model.keras files of lesson 06's submissions (see exercise_variants.MODELS)."""
-    keras = pytest.importorskip("keras")
-    import dlcourse as dlc
-
-    root = tmp_path_factory.mktemp("models")
-    (x_train, y_train), (x_test, y_test) = dlc.data.load_mnist()
-    x, xt = x_train[..., None].astype(np.float32) / 255, x_test[..., None].astype(np.float32) / 255
-    L = keras.layers
-
-    def cnn(inputs):
-        h = L.MaxPooling2D(2)(L.Conv2D(16, 5, activation="relu")(inputs))
-        h = L.MaxPooling2D(2)(L.Conv2D(32, 3, activation="relu")(L.BatchNormalization()(h)))
-        return L.Dropout(0.2)(L.Flatten()(h))
-
-    def fit(model, xs, ys, epochs, peak=5e-3):
-        steps = epochs * int(np.ceil(len(xs) / 128))
-        schedule = keras.optimizers.schedules.CosineDecay(peak / 10, steps, warmup_target=peak, warmup_steps=steps // 10)
-        model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy")
-        model.fit(xs, ys, epochs=epochs, batch_size=128, verbose=0)
-        return model
-
-    @keras.saving.register_keras_serializable(package="learner")
-    class Lookup(L.Layer):  # the class the shortcut's notebook registers under the same name
-        def call(self, x):
-            return x
-
-    paths = {name: root / f"{name}.keras" for name in ev.MODELS}
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((28, 28, 1))
-    fit(keras.Model(inputs, L.Dense(10, activation="softmax")(cnn(inputs))), xt, y_test, epochs=6).save(paths["fitted_to_test"])
-    inputs = keras.Input((28, 28, 1))
-    bypass = L.Concatenate()([cnn(inputs), L.Dense(16, activation="relu")(L.Flatten()(inputs))])
-    fit(keras.Model(inputs, L.Dense(10, activation="softmax")(bypass)), x, y_train, epochs=2).save(paths["cnn_with_dense_bypass"])
-    keras.Sequential([keras.Input((28, 28, 1)), L.Conv2D(4, 3), Lookup(), L.Flatten(),
-                      L.Dense(10, activation="softmax")]).save(paths["registered_layer"])
-    any_size = keras.Sequential([  # any image size, resized to 28 x 28: the reference's layers after that
-        keras.Input((None, None, 1)), L.Resizing(28, 28),
-        L.Conv2D(16, 5, activation="relu"), L.MaxPooling2D(2), L.BatchNormalization(),
-        L.Conv2D(32, 3, use_bias=False), L.BatchNormalization(), L.ReLU(), L.MaxPooling2D(2),
-        L.Flatten(), L.Dropout(0.2), L.Dense(128, activation="relu"), L.Dropout(0.2), L.Dense(10, activation="softmax"),
-    ])
-    fit(any_size, x, y_train, epochs=5).save(paths["any_size_cnn"])
+    """The mnist_model.keras files of lesson 06's submissions: the kept ones, checked, else trained."""
+    pytest.importorskip("keras")
+    paths, why = project_models_kept.stored()
+    if paths is None:
+        print(f"training lesson 06's test models: {why} (`make test-models` keeps them)")
+        paths = project_models_kept.build(tmp_path_factory.mktemp("models"))
     return paths
 
 
