@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,15 @@ def stored() -> tuple[dict[str, Path] | None, str]:
             return None, f"{path.name} does not match its SHA-256 in {SUMS.name} (damaged or rebuilt by hand)"
         paths[name] = path
     return paths, ""
+
+
+def kept_or_built(make_dir: Callable[[], Path]) -> dict[str, Path]:
+    """The kept files when they match their checksums; else the models trained afresh in ``make_dir()``."""
+    paths, why = stored()
+    if paths is None:
+        print(f"training lesson 06's test models: {why} (`make test-models` keeps them)")
+        paths = build(make_dir())
+    return paths
 
 
 def build(dest: Path) -> dict[str, Path]:

@@ -109,11 +109,7 @@ def _submissions(assignment: str, root: Path, models: dict[str, Path]) -> dict[s
 def project_models(tmp_path_factory):
     """The mnist_model.keras files of lesson 06's submissions: the kept ones, checked, else trained."""
     pytest.importorskip("keras")
-    paths, why = project_models_kept.stored()
-    if paths is None:
-        print(f"training lesson 06's test models: {why} (`make test-models` keeps them)")
-        paths = project_models_kept.build(tmp_path_factory.mktemp("models"))
-    return paths
+    return project_models_kept.kept_or_built(lambda: tmp_path_factory.mktemp("models"))
 
 
 # -- the runs ---------------------------------------------------------------------------------------
