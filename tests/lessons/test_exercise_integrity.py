@@ -6,10 +6,11 @@ lesson that grades together:
 - the *variants* submission: the solution notebook with every exercise answered another
   correct way (``tests/lessons/exercise_variants.py``). Every test cell must give full marks;
 - the *blank* submission: the lesson as released. Every test cell must give no points;
-- one or more *shortcuts* submissions: the blank lesson with shortcut answers pasted into
-  its exercises (Keras in a NumPy exercise, a test's helper reused, the answer read from the
-  input, a model that does not learn, a model fitted to the test images ...). The test cells
-  each shortcut names must score below full marks.
+- one or more *shortcuts* submissions: the blank notebook the shortcuts are in (that one
+  alone, where a lesson has two) with shortcut answers pasted into its exercises (Keras in a
+  NumPy exercise, a test's helper reused, the answer read from the input, a model that does
+  not learn, a model fitted to the test images ...). The test cells each shortcut names must
+  score below full marks.
 
 Submissions hold only the notebooks' nbgrader cells (setup, exercises, tests): the test cells
 may use nothing else, and grading them alone is fast. Lesson 06's submissions carry their
@@ -24,7 +25,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from grader import course
@@ -94,10 +94,10 @@ def _submissions(assignment: str, root: Path, models: dict[str, Path]) -> dict[s
         _write_notebook(assignment, name, "lessons", {}, (), root / "blank" / assignment / name)
     students["blank"] = []
     for i, sub in enumerate(ev.SHORTCUTS[assignment], 1):
+        # Only the notebook the shortcuts are in: its tests are the ones checked (a lesson's
+        # other notebooks would be blank ones, graded again for nothing).
         folder = root / f"shortcuts{i}" / assignment
-        for name in notebooks:
-            cells = sub.cells if name == sub.notebook else {}
-            _write_notebook(assignment, name, "lessons", cells, sub.support if name == sub.notebook else (), folder / name)
+        _write_notebook(assignment, sub.notebook, "lessons", sub.cells, sub.support, folder / sub.notebook)
         if sub.model:
             shutil.copy(models[sub.model], folder / "mnist_model.keras")
         students[f"shortcuts{i}"] = [(gid, s) for gid, s in sub.cells.items()]
