@@ -76,7 +76,9 @@ def build(dest: Path) -> dict[str, Path]:
 
     def fit(model, xs, ys, epochs, peak=5e-3):
         steps = epochs * int(np.ceil(len(xs) / 128))
-        schedule = keras.optimizers.schedules.CosineDecay(peak / 10, steps, warmup_target=peak, warmup_steps=steps // 10)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            peak / 10, steps, warmup_target=peak, warmup_steps=steps // 10
+        )
         model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy")
         model.fit(xs, ys, epochs=epochs, batch_size=128, verbose=0)
         return model

@@ -60,8 +60,13 @@ def run(name: str) -> Run:
         nb = nbformat.read(source, as_version=4)
         with tempfile.TemporaryDirectory(prefix="dlcourse-run-") as folder:
             shutil.copy(source, Path(folder) / source.name)
-            client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", allow_errors=True,
-                                    resources={"metadata": {"path": folder}})
+            client = NotebookClient(
+                nb,
+                timeout=CELL_TIMEOUT,
+                kernel_name="python3",
+                allow_errors=True,
+                resources={"metadata": {"path": folder}},
+            )
             start = time.perf_counter()
             client.execute()
             _RUNS[name] = Run(nb, time.perf_counter() - start, "nbclient")

@@ -53,11 +53,13 @@ def test_exercise_conventions(path):
     for part in ("what you will learn", "prerequisites", "time"):
         assert part in opening, f"the opening cell should state: {part}"
     graded = 0
-    for i, cell in enumerate(cells):
+    for cell in cells:
         meta = cell.metadata.get("nbgrader", {})
         if meta.get("solution") and cell.cell_type == "code":
             assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source
-            assert '"""' in cell.source, f"solution cell {meta['grade_id']} needs a docstring stating inputs, outputs and shapes"
+            assert '"""' in cell.source, (
+                f"solution cell {meta['grade_id']} needs a docstring stating inputs, outputs and shapes"
+            )
         if meta.get("grade") and cell.cell_type == "code":
             graded += 1
             assert meta.get("locked"), f"test cell {meta['grade_id']} must be locked"

@@ -75,7 +75,13 @@ def test_locked_cells_match_their_checksums(lesson):
     """What nbgrader restores when a learner edits a locked cell is the cell as released."""
     from nbgrader.utils import compute_checksum
 
-    locked = [cell for cell in nbformat.read(lesson, as_version=4).cells if cell.metadata.get("nbgrader", {}).get("checksum")]
+    locked = [
+        cell for cell in nbformat.read(lesson, as_version=4).cells if cell.metadata.get("nbgrader", {}).get("checksum")
+    ]
     assert locked, "no cell carries a checksum: was the lesson made by `make lessons`?"
-    changed = [cell.metadata.nbgrader["grade_id"] for cell in locked if compute_checksum(cell) != cell.metadata.nbgrader["checksum"]]
+    changed = [
+        cell.metadata.nbgrader["grade_id"]
+        for cell in locked
+        if compute_checksum(cell) != cell.metadata.nbgrader["checksum"]
+    ]
     assert not changed, f"locked or graded cells whose checksum does not match their content: {changed}"

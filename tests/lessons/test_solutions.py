@@ -12,8 +12,6 @@ import pytest
 from grader import course
 from tests.lessons import solution_runs
 
-
-
 NOTEBOOKS = [solution_runs.key(p) for p in course.notebooks(course.SOLUTIONS)]
 
 
@@ -46,11 +44,16 @@ def test_a_run_with_an_error_or_a_cell_not_run_is_reported(graded_only):
 
     nb = nbformat.v4.new_notebook()
     test = {"nbgrader": {"grade": True, "grade_id": "test_x", "points": 1}}
-    nb.cells = [nbformat.v4.new_code_cell("x = 1", execution_count=1),
-                nbformat.v4.new_code_cell("assert x == 2", execution_count=2, metadata=test,
-                                          outputs=[nbformat.v4.new_output("error", ename="AssertionError", evalue="",
-                                                                          traceback=[])]),
-                nbformat.v4.new_code_cell("y = 3")]
+    nb.cells = [
+        nbformat.v4.new_code_cell("x = 1", execution_count=1),
+        nbformat.v4.new_code_cell(
+            "assert x == 2",
+            execution_count=2,
+            metadata=test,
+            outputs=[nbformat.v4.new_output("error", ename="AssertionError", evalue="", traceback=[])],
+        ),
+        nbformat.v4.new_code_cell("y = 3"),
+    ]
     found = solution_runs.problems(nb, graded_only=graded_only)
     assert found[0] == "cell 1 (test_x): AssertionError: "
     assert ("cell 2 did not run" in found) is not graded_only
