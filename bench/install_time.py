@@ -99,7 +99,7 @@ def measure(python: str, keep: Path | None = None) -> list[tuple[str, str]]:
         tools = timed_make(course, "install-test", python, learner_pip_environment(cache), log)
         rows.append(
             (
-                "`make test`'s test tools on top (pytest, nbval, Playwright, Ruff, JAX for CPU)",
+                "`make test`'s test tools on top (pytest, pytest-xdist, Playwright, Ruff, JAX for CPU)",
                 f"{tools:.0f} s; .venv {gib(folder_bytes(venv))} (+{gib(folder_bytes(venv) - lab_size)})",
             )
         )

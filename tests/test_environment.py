@@ -48,7 +48,7 @@ def test_same_packages_and_ranges(repo_root):
 
 def test_learner_environment_has_no_test_tools(repo_root):
     test_tools = _requirements(_project(repo_root)["optional-dependencies"]["test"])
-    for name in ("pytest", "nbval", "playwright", "ruff"):
+    for name in ("pytest", "pytest-xdist", "playwright", "ruff"):
         assert name in test_tools, f"{name} belongs in pyproject.toml's [project.optional-dependencies] test"
     learner = set(_requirements(_project(repo_root)["dependencies"])) | set(_requirements(_conda_pip(repo_root)))
     assert not learner & set(test_tools), (

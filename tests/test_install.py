@@ -456,7 +456,7 @@ def test_course_installs_from_the_lock_and_runs_lesson_00_on_a_second_python(tmp
     pins = pins_for(json.loads(probe.stdout))
     differ = {n: (v, pins.get(n)) for n, v in installed.items() if n not in ("pip", "dlcourse") and pins.get(n) != v}
     assert not differ, f"installed on Python {version} vs locked (None: not in the lock): {differ}"
-    assert not {"pytest", "playwright", "nbval", "ruff"} & set(installed), (
+    assert not {"pytest", "pytest-xdist", "playwright", "ruff"} & set(installed), (
         "the learner's install must not bring the test tools"
     )
 
