@@ -1,4 +1,5 @@
-"""What a test session measured, printed at its end: solution notebooks' run times, browser latencies.
+"""What a test session measured, printed at its end: solution notebooks' run times, browser latencies,
+and when each pytest-xdist worker finished (the suite ends with the later one).
 
 Tests add to this process's figures (``LATENCIES`` here, the runs in
 ``tests/lessons/solution_runs.py``). Under pytest-xdist each worker hands its figures to the
@@ -11,8 +12,10 @@ import json
 import os
 import statistics
 import sys
+import time
 from pathlib import Path
 
+STARTED = time.monotonic()  # this process's start (conftest imports this module first thing)
 # (visualizer, action, seconds): input event to the new picture on the page (tests/browser).
 LATENCIES: list[tuple[str, str, float]] = []
 
@@ -23,6 +26,8 @@ def gather() -> dict:
     return {
         "runs": [[name, run.seconds, run.where] for name, run in runs.runs().items()] if runs else [],
         "latencies": [list(row) for row in LATENCIES],
+        "worker": os.environ.get("PYTEST_XDIST_WORKER"),
+        "seconds": time.monotonic() - STARTED,
     }
 
 
@@ -51,3 +56,8 @@ def write_summary(terminalreporter, figures: list[dict]) -> None:
         terminalreporter.section("solution notebooks: one run each, top to bottom")
         for name, seconds, where in runs:
             terminalreporter.write_line(f"{seconds:7.1f} s  {name}  ({where})")
+    workers = sorted((f["worker"], f["seconds"]) for f in figures if f.get("worker"))
+    if len(workers) > 1:
+        terminalreporter.section("test workers: finished after")
+        for name, seconds in workers:
+            terminalreporter.write_line(f"{seconds:7.0f} s  {name}")
