@@ -33,9 +33,10 @@ def _restore_policy():
 
 @pytest.fixture(scope="module")
 def mnist():
+    """2,000 training images (the reference reaches about 0.90 on the 2,000 test images on TensorFlow and JAX)."""
     (x, y), (xt, yt) = dlc.data.load_mnist()
     prep = lambda a: a[..., None].astype(np.float32) / 255  # noqa: E731
-    return prep(x[:3000]), y[:3000], prep(xt[:2000]), yt[:2000]
+    return prep(x[:2000]), y[:2000], prep(xt[:2000]), yt[:2000]
 
 
 def _accuracy(model, x, y):
@@ -154,7 +155,7 @@ def test_reference_model_and_plain_recipe_train_and_grade(lesson06, mnist, tmp_p
     model = lesson06["build_project_model"]()
     history = lesson06["train_project_model"](model, x, y)
     assert len(history.history["loss"]) >= 1 and np.isfinite(history.history["loss"]).all()
-    assert _accuracy(model, xt, yt) > 0.8, "the reference model learned too little from 3,000 images"
+    assert _accuracy(model, xt, yt) > 0.8, "the reference model learned too little from 2,000 images"
     model.save(tmp_path / "mnist_model.keras")
     saved = dlc.project.load_saved_model(tmp_path / "mnist_model.keras")  # as the grader loads it
     info = dlc.project.check_architecture(saved, max_params=500_000)
@@ -172,7 +173,7 @@ def test_gpu_recipe_runs_here(lesson06, mnist):
     model = lesson06["fast_gpu_fit"](lesson06["build_project_model"], x, y, epochs=3, batch_size=256, peak_lr=4e-3)
     assert keras.mixed_precision.global_policy().name == "float32", "the recipe left its policy behind"
     assert keras.backend.standardize_dtype(model(xt[:2]).dtype) == "float32"
-    assert _accuracy(model, xt, yt) > 0.5, "the GPU recipe's model learned too little (3 epochs on 3,000 images)"
+    assert _accuracy(model, xt, yt) > 0.5, "the GPU recipe's model learned too little (3 epochs on 2,000 images)"
 
 
 def test_gpu_recipe_builds_float32_outputs_under_mixed_precision(lesson06, monkeypatch):
