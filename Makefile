@@ -189,7 +189,7 @@ system-tools:
 	    fi; fi
 
 test-fast: $(TEST_STAMP)
-	"$(BIN)/python" -m pytest tests -m "not notebooks and not sandbox and not browser and not slow and not lock"
+	"$(BIN)/python" -m pytest $(if $(filter-out 0,$(TEST_JOBS)),-n $(TEST_JOBS)) tests -m "not notebooks and not sandbox and not browser and not slow and not lock"
 
 lessons: $(LAB_STAMP)
 	"$(BIN)/python" -m grader release

@@ -277,7 +277,13 @@ def test_this_environment_is_exactly_the_lock():
         for n in (set(installed) | set(pins)) - not_ours
         if installed.get(n) != pins.get(n)
     }
-    assert not differ, f"installed vs locked (None: absent) for Python {env['python_full_version']}: {differ}"
+    extra = sorted(n for n, (_, pinned) in differ.items() if pinned is None)
+    assert not differ, f"installed vs locked (None: absent) for Python {env['python_full_version']}: {differ}" + (
+        f". pip installs but never removes: `{sys.executable} -m pip uninstall {' '.join(extra)}` removes what "
+        "the lock does not name (after a package left it), or `make clean && make test` builds .venv afresh"
+        if extra
+        else ""
+    )
 
 
 # --- The learner's and the instructor's JupyterLab -------------------------------
