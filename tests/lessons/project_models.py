@@ -1,4 +1,5 @@
-"""The ``mnist_model.keras`` files that lesson 06's integrity submissions carry (``exercise_variants.MODELS``).
+"""The ``mnist_model.keras`` files that lesson 06's integrity submissions carry (``exercise_variants.MODELS``);
+tests/lessons/test_project.py grades two of them too (its good and its test-fitted model).
 
 Three of them are trained on MNIST (two to three minutes on 2 CPU cores), so they are kept in
 ``tests/lessons/models/`` with their SHA-256 in ``SHA256SUMS`` and made again only when a file
