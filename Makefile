@@ -32,7 +32,7 @@ export JUPYTER_CONFIG_PATH := $(abspath grader)
 help:
 	@echo "make lab        install (first time) and open JupyterLab on lessons/"
 	@echo "make test       install with the test tools (first time) and run the whole test suite"
-	@echo "make test-fast  every test that runs no notebook and no grading kernel"
+	@echo "make test-fast  every test that runs no notebook, no grading kernel and nothing slow"
 	@echo "make lint       ruff: lint and format check (make test runs it first); make format fixes"
 	@echo "make instructor-lab  JupyterLab on the whole course with nbgrader's instructor tools"
 	@echo "make lessons    regenerate lessons/ from solutions/ (instructors)"

@@ -69,6 +69,7 @@ def test_report_names_the_chosen_backend(backend):
     assert "tensorflow imported: False" in out
 
 
+@pytest.mark.slow  # trains lesson 06's recipes in a second Python: out of `make test-fast`
 @pytest.mark.parametrize("backend", [pytest.param(b, marks=_needs(b)) for b in OTHER_BACKENDS])
 def test_device_and_lesson06_tests_pass_on(backend):
     """tests/test_device.py and tests/test_training.py (lesson 06's model and both recipes) on this backend."""
@@ -97,6 +98,7 @@ def _quick_backend() -> str:
     return next((b for b in OTHER_BACKENDS if _installed(b)), "tensorflow")
 
 
+@pytest.mark.slow  # trains for two epochs in a second Python: out of `make test-fast`
 def test_gpu_bench_runs_here_on_the_cpu():
     """`python -m bench --only gpu` in small: no GPU here, so the GPU run says why, and the CPU run measures."""
     backend = _quick_backend()
