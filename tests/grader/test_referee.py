@@ -139,6 +139,12 @@ def test_a_correct_answer_passes_and_a_wrong_one_fails(kernel):
     assert record["findings"] == [], record["findings"]
 
 
+def test_the_kernel_starts_with_the_tests_imports_and_without_jax(kernel):
+    """TensorFlow is preloaded; JAX, which its TFLite helpers import where installed, is not."""
+    out, err = kernel.run("import sys\nprint('tensorflow' in sys.modules, 'jax' in sys.modules)")
+    assert (out.split(), err) == (["True", "False"], None), (out, err)
+
+
 def test_a_library_may_set_up_functions_it_just_made():
     """pyparsing sets keyword defaults of functions it makes while it is imported: when that import
     happens under a student's cell it is not refused; the student's own change still is."""
