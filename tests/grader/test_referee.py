@@ -8,6 +8,7 @@ still fail the test, and (for most) note the trick for review. A correct answer 
 
 from __future__ import annotations
 
+import importlib.util
 import textwrap
 
 import pytest
@@ -143,6 +144,18 @@ def test_the_kernel_starts_with_the_tests_imports_and_without_jax(kernel):
     """TensorFlow is preloaded; JAX, which its TFLite helpers import where installed, is not."""
     out, err = kernel.run("import sys\nprint('tensorflow' in sys.modules, 'jax' in sys.modules)")
     assert (out.split(), err) == (["True", "False"], None), (out, err)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed here")
+def test_a_student_may_import_jax_after_the_preload():
+    """Held back while preloading, JAX still imports and runs under a student's cell, unflagged."""
+    with fresh() as k:
+        out, err = k.run("import jax.numpy as jnp\nprint(float(jnp.ones(3).sum()))")
+        assert (out.strip(), err) == ("3.0", None), (out, err)
+        assert k.check("import")["findings"] == []
+        k.run(RIGHT)
+        record = k.test(TEST)
+        assert record["passed"] is True and record["findings"] == [], record
 
 
 def test_a_library_may_set_up_functions_it_just_made():
