@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import sys
 import zipfile
 from pathlib import Path
 
@@ -203,10 +205,21 @@ def test_the_launcher_and_the_nbgrader_runner_use_the_standard_library_only():
         tree = ast.parse((Path(course.ROOT) / "grader" / name).read_text())
         imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0}
-        assert imported <= {"json", "os", "resource", "shutil", "sys", "nbgrader", "jupyter_core", "traitlets"}, (
+        allowed = {"json", "os", "resource", "shutil", "sys", "nbgrader", "jupyter_core", "traitlets", "alembic"}
+        assert imported <= allowed, (
             name,
             imported,
         )
+
+
+def test_a_new_gradebook_gets_the_revision_alembic_names(monkeypatch):
+    """The runner reads the schema's newest revision in its own process; nbgrader asks `alembic heads`."""
+    import nbgrader.api
+
+    from grader import nbgrader_run
+
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    assert nbgrader_run.alembic_head() == nbgrader.api.get_alembic_version()
 
 
 def test_the_course_package_is_byte_compiled_for_the_sandbox(tmp_path):
