@@ -20,11 +20,12 @@ import functools
 import json
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import fields
 from pathlib import Path
 
-from . import course, plans, sandbox
+from . import course, nbgrader_server, plans, sandbox
 from .job import Result, Settings, grade_one
 from .results import Publisher, write_manifest
 from .submissions import GradingError, collect, grade_ids, sha256
@@ -180,6 +181,7 @@ def autograde(
         if problem:
             progress(f"WARNING: {problem}; run the grader as an ordinary user, or where cgroups are writable.")
     work = None
+    slots: set[int] = set()  # the threads grading here
     try:
         if grid is not None:
             for warning in grid.check(per_job_bytes(limits)):
@@ -221,7 +223,10 @@ def autograde(
             pool, where = grid, grid.describe()
             submit = functools.partial(grid.submit, settings=settings)
         else:
-            pool, where = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)), f"with {jobs} job(s)"
+            pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=max(1, jobs), initializer=_note_thread, initargs=(slots,)
+            )
+            where = f"with {jobs} job(s)"
             submit = functools.partial(pool.submit, grade_one, settings=settings)
         publisher = Publisher(out, settings, subs)
         max_score = f"{settings.max_score:g}"
@@ -281,9 +286,15 @@ def autograde(
     finally:
         if grid is not None:
             grid.close()
+        nbgrader_server.close(slots)
         sandbox.remove_stale_cgroups()
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _note_thread(slots: set[int]) -> None:
+    """A grading slot's thread, noted so that its nbgrader server ends with the run."""
+    slots.add(threading.get_ident())
 
 
 def expected_grade_ids(assignment: str) -> dict[str, set[str]]:

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import sandbox, scan
+from . import nbgrader_server, sandbox, scan
 from .submissions import Submission, match_notebooks, without_duplicates
 
 LOG_LIMIT = 200_000  # characters of nbgrader's log kept per submission
@@ -298,7 +298,20 @@ def _nbgrader_env(settings: Settings, runtime: Path, job: Path) -> dict[str, str
 
 
 def _nbgrader(args: list[str], cwd: Path, env: dict, log_path: Path, limit: float) -> int | None:
-    """Run nbgrader (by path, isolated); its output goes to ``log_path``; None when killed at ``limit``."""
+    """Run nbgrader (a fresh fork of this thread's server); its output goes to ``log_path``; None when killed at ``limit``."""
+    start = time.monotonic()
+    server = nbgrader_server.for_this_thread()
+    try:
+        return server.run(args, cwd, env, log_path, limit)
+    except nbgrader_server.ServerGone as exc:
+        nbgrader_server.drop(server)
+        with open(log_path, "ab") as log:
+            log.write(f"[grader] the nbgrader server failed ({exc}); running nbgrader on its own\n".encode())
+        return _nbgrader_once(args, cwd, env, log_path, limit - (time.monotonic() - start))
+
+
+def _nbgrader_once(args: list[str], cwd: Path, env: dict, log_path: Path, limit: float) -> int | None:
+    """Run nbgrader in a process of its own (by path, isolated); as ``_nbgrader``."""
     cmd = [sys.executable, "-I", str(sandbox.ROOT / "grader" / "nbgrader_run.py"), *args]
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

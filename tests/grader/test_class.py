@@ -17,6 +17,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -464,6 +465,34 @@ def test_one_job_grades_the_same_as_two(klass, graded, tmp_path):
     assert set(rows1) == set(subset)
     for student in subset:
         assert rows1[student] == rows2[student], student
+
+
+def test_a_submission_past_its_wall_clock_is_stopped_with_its_kernel(tmp_path, monkeypatch):
+    """The whole submission's clock, not a cell's: nbgrader and the kernel it started are stopped."""
+    from grader import job
+
+    monkeypatch.setattr(job, "FEEDBACK_RESERVE", -1000)  # cells keep starting: only the process kill can end it
+    k = Class(tmp_path)
+    k.add("slowpoke", k.damaged("while True:\n    pass"), 0)
+    start = time.monotonic()
+    [result] = autograde.autograde(
+        LESSON, k.submissions, tmp_path / "out", jobs=1, timeout=600, wall_clock=30, limits=LIMITS, progress=print
+    )
+    assert "stopped at the 30 s limit per submission" in result.status
+    assert time.monotonic() - start < 120
+    for _ in range(50):
+        left = [p for p in Path("/proc").iterdir() if p.name.isdigit() and b"/j/slowpoke-" in _cmdline(p)]
+        if not left:
+            break
+        time.sleep(0.1)
+    assert not left, "the submission's kernel outlived it"
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 @needs_isolation
