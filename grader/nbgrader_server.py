@@ -36,7 +36,7 @@ _GONE = object()
 
 
 class ServerGone(RuntimeError):
-    """The server ended or answered nonsense before forking the job: run it the one-shot way."""
+    """The server ended, or answered nonsense: the job runs the one-shot way (``grader.job``)."""
 
 
 class Server:
