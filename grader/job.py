@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -304,7 +305,7 @@ def _nbgrader(args: list[str], cwd: Path, env: dict, log_path: Path, limit: floa
     try:
         return server.run(args, cwd, env, log_path, limit)
     except nbgrader_server.ServerGone as exc:
-        nbgrader_server.drop(server)
+        nbgrader_server.close({threading.get_ident()})  # the thread's next job starts another
         with open(log_path, "ab") as log:
             log.write(f"[grader] the nbgrader server failed ({exc}); running nbgrader on its own\n".encode())
         return _nbgrader_once(args, cwd, env, log_path, limit - (time.monotonic() - start))

@@ -160,12 +160,7 @@ def _job(request: dict) -> None:
         os.dup2(null, 0)
         os.dup2(log, 1)
         os.dup2(log, 2)
-        for fd in os.listdir("/proc/self/fd"):  # the answers pipe and anything else of the server's
-            if int(fd) > 2:
-                try:
-                    os.close(int(fd))
-                except OSError:
-                    pass
+        os.closerange(3, resource.getrlimit(resource.RLIMIT_NOFILE)[0])  # the answers pipe, and the like
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
@@ -184,7 +179,7 @@ def alembic_head() -> str:
     """The gradebook schema's newest revision, for a new gradebook.
 
     nbgrader asks a second Python (``alembic heads``) for it: 3 s of every generate_assignment.
-    Read here, from the same migration scripts, it costs a few milliseconds.
+    Read here, from the same migration scripts, it costs about half a second (importing alembic).
     """
     from alembic.config import Config
     from alembic.script import ScriptDirectory

@@ -84,7 +84,9 @@ class Server:
             if answer is _GONE or self._answer(30) is _GONE:
                 raise ServerGone("the server ended while the job ran")
             return None
-        return answer.get("rc")
+        if not isinstance(answer.get("rc"), int):
+            raise ServerGone(f"no exit status: {answer!r}")
+        return answer["rc"]
 
     def _answer(self, timeout: float) -> dict | object | None:
         """The server's next answer; None at the timeout; _GONE where it ended."""
@@ -132,15 +134,6 @@ def for_this_thread() -> Server:
     with _lock:
         _servers[me] = server
     return server
-
-
-def drop(server: Server) -> None:
-    """Forget a server that failed (the next job of its thread starts another)."""
-    with _lock:
-        for key, value in list(_servers.items()):
-            if value is server:
-                del _servers[key]
-    server.close()
 
 
 def close(threads: set[int] | None = None) -> None:
