@@ -32,6 +32,15 @@ def pytest_configure(config):
             f"lesson{folder[:2]}: the checks of lesson {folder} (its notebooks, exercises, widget and browser checks)",
         )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # What the suite starts (JupyterLab's kernels, nbgrader, dask workers, a second Python)
+    # shares the cores among the test processes, as the grader shares them among its jobs:
+    # with a thread per core in every process, the busy cores spin and switch (bench/README.md).
+    # Set in the first process, before the workers start; a value set by hand is kept.
+    from grader import launcher, sandbox
+
+    threads = str(sandbox.kernel_threads(getattr(config.option, "numprocesses", None) or 1))
+    for var in launcher.THREAD_VARS:
+        os.environ.setdefault(var, threads)
 
 
 def lessons_of(item) -> set[str]:

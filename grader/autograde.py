@@ -216,6 +216,7 @@ def autograde(
             lesson_files=list(config.CourseGrader.get("lesson_files", {}).get(assignment, [])),
             mounts=mounts,
             withheld=withheld,
+            threads=sandbox.kernel_threads(jobs),
         )
         settings.work.mkdir()
         if grid is not None:

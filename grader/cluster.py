@@ -393,7 +393,14 @@ def grade_remote(parcel: Parcel, settings: Settings, digest: str) -> Result | Re
             prepared.problem if prepared else "the master course did not reach it (see the worker's log)",
         )
     mounts, withheld = autograde.sandbox_data(prepared.master)
-    local = dataclasses.replace(settings, master=prepared.master, work=prepared.work, mounts=mounts, withheld=withheld)
+    local = dataclasses.replace(
+        settings,
+        master=prepared.master,
+        work=prepared.work,
+        mounts=mounts,
+        withheld=withheld,
+        threads=sandbox.kernel_threads(worker.state.nthreads),
+    )
     inbox = Path(tempfile.mkdtemp(prefix="in-", dir=prepared.work))
     try:
         result = grade_one(unpack_submission(parcel, inbox), local)

@@ -51,6 +51,7 @@ class Settings:
     lesson_files: list[str] = field(default_factory=list)  # files a lesson's notebooks read (e.g. its model)
     mounts: dict[str, Path] = field(default_factory=dict)  # sandbox path -> host path, read-only
     withheld: dict[str, Path] = field(default_factory=dict)  # data file name -> the real file, for the referee only
+    threads: int = 0  # compute threads per kernel (sandbox.kernel_threads); 0: the libraries' defaults
 
     @property
     def grade_ids(self) -> list[str]:
@@ -172,7 +173,9 @@ def _stage(sub: Submission, settings: Settings, chosen: dict, job: Path, result:
         if source is not None and source.is_file() and not source.is_symlink():
             shutil.copyfile(source, lesson_files / name)
             files[name] = lesson_files / name
-    result_env = sandbox.settings(settings.limits, runtime, settings.isolate, files, settings.mounts, settings.withheld)
+    result_env = sandbox.settings(
+        settings.limits, runtime, settings.isolate, files, settings.mounts, settings.withheld, settings.threads
+    )
     (job / "sandbox.json").write_text(json.dumps(result_env))
     (course_dir / "nbgrader_config.py").write_text(_config(settings, course_dir, runtime, job))
     return course_dir, runtime

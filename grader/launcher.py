@@ -128,6 +128,16 @@ def _system_binds() -> list:
     return args
 
 
+# Read by OpenMP, OpenBLAS, MKL and TensorFlow (its two thread pools) when they start their threads.
+THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+)
+
+
 def _kernel_env(home: str, tmp: str, settings: dict) -> dict:
     env = {
         "HOME": home,
@@ -142,6 +152,8 @@ def _kernel_env(home: str, tmp: str, settings: dict) -> dict:
         "CUDA_VISIBLE_DEVICES": "",
     }
     env.update({k: os.environ[k] for k in ("NBGRADER_EXECUTION", "NBGRADER_VALIDATING") if k in os.environ})
+    if settings.get("threads"):  # the grader's share of the cores for each of the kernels it runs at once
+        env.update(dict.fromkeys(THREAD_VARS, str(int(settings["threads"]))))
     if settings.get("withheld") and settings.get("isolate", True):
         env["DLCOURSE_GRADING_DATA"] = "1"  # dlcourse.data: the test split is the grader's alone
     return env

@@ -13,6 +13,7 @@ it imports nbgrader once and runs each job's commands in a fresh fork of itself 
 ``grader.course.nbgrader`` runs every nbgrader command of the course through this file too.
 """
 
+import gc
 import json
 import os
 import resource
@@ -90,7 +91,11 @@ def serve() -> int:
     copy is reaped only when the next request comes (or stdin closes), so its pid, which is
     its process group's, cannot be reused while the grader may still kill that group.
     """
+    gc.disable()
     _preimport()
+    # The copies' collections need not scan what every copy inherits (nor write to its pages).
+    gc.freeze()
+    gc.enable()
     answers = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # stray prints of this process go to its log, not into the answers
     ended = None

@@ -39,6 +39,16 @@ class Limits:
     notebook_output: int = 8 * 2**20  # output bytes kept per notebook
 
 
+def kernel_threads(jobs: int) -> int:
+    """Compute threads for each grading kernel while ``jobs`` kernels run at once: the cores shared out, at least 1.
+
+    TensorFlow, OpenBLAS and OpenMP otherwise start a thread per core in every kernel, and on
+    a machine the jobs already fill those threads only wait, spin and switch (bench/README.md).
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, jobs))
+
+
 def isolation() -> str | None:
     """None if bubblewrap can isolate a process here, else the reason it cannot."""
     if not sys.platform.startswith("linux"):
@@ -177,11 +187,13 @@ def settings(
     files: dict[str, Path] | None = None,
     mounts: dict[str, Path] | None = None,
     withheld: dict[str, Path] | None = None,
+    threads: int = 0,
 ) -> dict[str, str]:
     """Environment entries that tell the launcher its limits, folders and files.
 
     ``mounts`` replace folders inside the sandbox (the grading copy of ``data/``); ``withheld``
-    names the real files the referee alone receives (through memory files, not the file system).
+    names the real files the referee alone receives (through memory files, not the file system);
+    ``threads``: the kernel's compute threads (``kernel_threads``; 0: the libraries' defaults).
     """
     value = {
         "limits": asdict(limits),
@@ -195,6 +207,7 @@ def settings(
         "files": {name: str(path) for name, path in (files or {}).items()},
         "mounts": {target: str(source) for target, source in (mounts or {}).items()},
         "withheld": {name: str(path) for name, path in (withheld or {}).items()},
+        "threads": threads,
     }
     return {SETTINGS_ENV: json.dumps(value)}
 

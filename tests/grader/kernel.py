@@ -30,6 +30,7 @@ class SandboxedKernel:
         isolate: bool = True,
         files: dict[str, Path] | None = None,
         plan_extra: dict | None = None,
+        threads: int = 0,
     ):
         self.work = Path(tempfile.mkdtemp(prefix="k-", dir="/tmp"))
         master, _ = autograde.prepare(lesson, self.work)
@@ -56,6 +57,7 @@ class SandboxedKernel:
                 files,
                 {str(data.DATA_DIR): master / "data"},
                 {"mnist.npz": data.mnist_path()},
+                threads,
             )
         )
         env.update(

@@ -116,7 +116,7 @@ def kernel():
 
     os.environ["SECRET_GRADER_TOKEN"] = "hunter2"  # must never be visible inside
     try:
-        k = SandboxedKernel(LESSON)
+        k = SandboxedKernel(LESSON, threads=1)  # as the grader with --jobs as many as the cores
     finally:
         del os.environ["SECRET_GRADER_TOKEN"]
     with k:
@@ -308,6 +308,7 @@ def test_the_sandbox_holds(kernel, tmp_path):
         for name, path in [('solutions', {str(sandbox.ROOT / "solutions")!r}), ('grader', {str(sandbox.ROOT / "grader" / "job.py")!r})]:
             report[name] = os.path.exists(path)
         report['environ1'] = open('/proc/1/environ', 'rb').read().decode(errors='replace')
+        report['threads'] = [os.environ.get(v) for v in ('TF_NUM_INTRAOP_THREADS', 'OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS')]
         try:
             socket.create_connection(('1.1.1.1', 80), timeout=2); report['net'] = 'CONNECTED'
         except OSError as exc:
@@ -324,6 +325,7 @@ def test_the_sandbox_holds(kernel, tmp_path):
     assert report["outside"] != "WROTE" and not (tmp_path / "outside.txt").exists()
     assert report["solutions"] is False and report["grader"] is False
     assert "SECRET_GRADER_TOKEN" not in report["environ1"] and "DLCOURSE" not in report["environ1"]
+    assert report["threads"] == ["1", "1", "1"]  # the kernel's share of the cores (grader.sandbox.kernel_threads)
     assert report["net"] != "CONNECTED"
 
 

@@ -205,12 +205,27 @@ def test_the_launcher_and_the_nbgrader_runner_use_the_standard_library_only():
         tree = ast.parse((Path(course.ROOT) / "grader" / name).read_text())
         imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0}
-        stdlib = {"importlib", "json", "os", "resource", "shutil", "sys", "traceback"}
+        stdlib = {"gc", "importlib", "json", "os", "resource", "shutil", "sys", "traceback"}
         allowed = stdlib | {"nbgrader", "jupyter_core", "traitlets", "alembic"}
         assert imported <= allowed, (
             name,
             imported,
         )
+
+
+def test_the_kernels_share_the_cores_out():
+    """With --jobs N each kernel gets its share of the cores for its compute threads, at least one."""
+    from grader import launcher
+
+    cores = sandbox.kernel_threads(1)
+    assert cores >= 1 and sandbox.kernel_threads(cores) == 1 and sandbox.kernel_threads(10 * cores) == 1
+    if cores >= 2:
+        assert sandbox.kernel_threads(2) == cores // 2
+    settings = json.loads(sandbox.settings(sandbox.Limits(), Path("/tmp"), True, threads=3)[sandbox.SETTINGS_ENV])
+    env = launcher._kernel_env("/tmp/home", "/tmp", settings)
+    assert {var: env[var] for var in launcher.THREAD_VARS} == dict.fromkeys(launcher.THREAD_VARS, "3")
+    settings["threads"] = 0  # not asked: the libraries decide, as in a learner's kernel
+    assert not set(launcher.THREAD_VARS) & set(launcher._kernel_env("/tmp/home", "/tmp", settings))
 
 
 def test_a_new_gradebook_gets_the_revision_alembic_names(monkeypatch):
