@@ -38,7 +38,8 @@ def pytest_configure(config):
     # Set in the first process, before the workers start; a value set by hand is kept.
     from grader import launcher, sandbox
 
-    threads = str(sandbox.kernel_threads(getattr(config.option, "numprocesses", None) or 1))
+    workers = getattr(config.option, "numprocesses", None)
+    threads = str(sandbox.kernel_threads(workers if isinstance(workers, int) and workers > 0 else 1))
     for var in launcher.THREAD_VARS:
         os.environ.setdefault(var, threads)
 
