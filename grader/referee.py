@@ -35,12 +35,14 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextvars
 import functools
 import gc
 import hashlib
 import hmac
 import io
 import json
+import operator
 import os
 import secrets
 import signal
@@ -141,6 +143,37 @@ class _AuditRefusal(RuntimeError):
 Denied.__module__ = _AuditRefusal.__module__ = "grader.referee"
 
 
+def _same_entries(live, snap: dict) -> bool:
+    """Whether ``live`` (a dict or a class's mapping proxy) holds exactly ``snap``'s keys and objects, in order.
+
+    Identity only (no ``__eq__`` of anyone's runs), in C: a dict whose entries were reordered
+    reads as changed, and the caller's exact comparison then decides.
+    """
+    return _same_objects(live, snap) and all(map(operator.is_, live, snap))
+
+
+def _same_objects(live, snap: dict) -> bool:
+    """As ``_same_entries``, the keys left out: what a key-only change (the last entry renamed) does
+    brings none of the student's code in, stays in place, and the test's closing check sees it."""
+    return len(live) == len(snap) and all(map(operator.is_, live.values(), snap.values()))
+
+
+def _block_codes() -> frozenset:
+    """The code of the stand-ins ``dlcourse.checks.assert_numpy_only`` puts in place of TensorFlow and Keras."""
+    block = getattr(sys.modules.get("dlcourse.checks"), "_Block", None)
+    return frozenset(
+        const
+        for maker in ("_blocked", "_op_blocker")
+        if isinstance(getattr(block, maker, None), types.FunctionType)
+        for const in getattr(block, maker).__code__.co_consts
+        if isinstance(const, types.CodeType)
+    )
+
+
+def _is_block(value, blocks: frozenset) -> bool:
+    return bool(blocks) and type(value) is types.FunctionType and value.__code__ in blocks
+
+
 def _is_code(value) -> bool:
     return isinstance(
         value,
@@ -200,6 +233,7 @@ class Referee:
             else None
         )
         self.user_ns: dict = {}
+        self.block_codes = _block_codes()
         self.snapshot_modules()
 
     # -- pristine state ------------------------------------------------------------------
@@ -224,6 +258,18 @@ class Referee:
             if type(f) is types.FunctionType and f.__kwdefaults__
         ]
         self.hot = [(name, m, snap) for name, (m, snap) in self.mods.items() if name.split(".")[0] in _HOT_MODULES]
+        # What a student's function could change for the test's next library call to see: every
+        # module and class that is not churned by the kernel itself (checked after every call).
+        self.watched_modules = [
+            (name, m.__dict__, snap)
+            for name, (m, snap) in self.mods.items()
+            if name.split(".")[0] not in _QUIET_MODULES
+        ]
+        self.watched_classes = [
+            (cls, snap)
+            for cls, snap in self.classes.values()
+            if str(getattr(cls, "__module__", "")).split(".")[0] not in _QUIET_MODULES
+        ]
 
     def _in_snapshot(self, func: types.FunctionType) -> bool:
         """Whether ``func`` is what its module (or a class in it) held when the snapshot was taken."""
@@ -260,13 +306,15 @@ class Referee:
             return callable(value)
         return False
 
-    def _check_dict(self, label: str, live: dict, snap: dict, quiet: bool, restore: bool) -> None:
+    def _check_dict(
+        self, label: str, live: dict, snap: dict, quiet: bool, restore: bool, blocks: frozenset = frozenset()
+    ) -> None:
         if len(live) == len(snap) and all(live.get(k, _MISSING) is v for k, v in snap.items()):
             return
         kernel_keys = _KERNEL_BUILTINS if label == "builtins" else ()
         for key, old in list(snap.items()):
             new = live.get(key, _MISSING)
-            if new is old:
+            if new is old or _is_block(new, blocks):
                 continue
             if key in kernel_keys and not self._untrusted_code(new):
                 snap[key] = new
@@ -361,12 +409,14 @@ class Referee:
                         return
                     frame = frame.f_back
 
-    def _check_classdict(self, cls: type, snap: dict, quiet: bool, restore: bool) -> None:
+    def _check_classdict(
+        self, cls: type, snap: dict, quiet: bool, restore: bool, blocks: frozenset = frozenset()
+    ) -> None:
         live = cls.__dict__
         label = f"{cls.__module__}.{cls.__qualname__}"
         for key, old in list(snap.items()):
             new = live.get(key, _MISSING)
-            if new is old:
+            if new is old or _is_block(new, blocks):
                 continue
             if (_is_code(old) and not quiet) or (new is not _MISSING and self._untrusted_code(new)):
                 self.findings.append(f"{label}.{key} {'deleted' if new is _MISSING else 'replaced'}")
@@ -600,13 +650,30 @@ class Referee:
         self.check_shell()
         self.write_record(nonce, {"kind": "check", "label": label})
 
-    def check_modules_quickly(self) -> None:
-        for name, (module, snap) in self.mods.items():
-            if name.split(".")[0] in _QUIET_MODULES:
-                continue
-            live = module.__dict__
-            if len(live) != len(snap) or not all(live.get(k, _MISSING) is v for k, v in snap.items()):
-                self._check_dict(name, live, snap, False, True)
+    def check_modules_quickly(self, blocks: frozenset = frozenset(), same=_same_entries) -> None:
+        for name, live, snap in self.watched_modules:
+            if not same(live, snap):
+                self._check_dict(name, live, snap, False, True, blocks)
+
+    def check_after_call(self) -> None:
+        """After each call of a student's function from a test: the libraries as the snapshot has them.
+
+        A function could patch a library (a module's name, a class's method) for the test's next
+        call into it to see, and have the patch remove itself when used, so that a check at the
+        end of the test finds nothing: every module, class and ``sys.modules`` entry is compared
+        here by identity, in C-level loops (about 25 ms with TensorFlow loaded), and what changed is
+        put back. The blockers of ``dlcourse.checks.assert_numpy_only``, in place while it calls
+        the function, are the test's own doing.
+        """
+        self.check(full=False)
+        self.check_modules_quickly(self.block_codes, _same_objects)
+        for cls, snap in self.watched_classes:
+            if not _same_objects(cls.__dict__, snap):
+                self._check_classdict(cls, snap, False, True, self.block_codes)
+        for name, module in self.sys_modules.items():
+            if sys.modules.get(name) is not module and name.split(".")[0] not in _QUIET_MODULES:
+                self.findings.append(f"sys.modules[{name!r}] replaced")
+                sys.modules[name] = module
 
     # -- running a test ------------------------------------------------------------------
     def run_test(self, grade_id: str, nonce: str) -> None:
@@ -926,11 +993,17 @@ exec(
 
 
 def _call_apart(referee: Referee, target, args: tuple, kwargs: dict):
-    """``target(*args, **kwargs)`` in a fresh thread; its result, or its exception raised here."""
+    """``target(*args, **kwargs)`` in a fresh thread; its result, or its exception raised here.
+
+    The thread runs in a copy of the test's context: NumPy's error state (``np.errstate``, a
+    context variable) holds there as it does for a direct call, and what the function sets stays
+    in its copy.
+    """
     box: list = []
     lock = _thread.allocate_lock()
     lock.acquire()
-    ident = _thread.start_new_thread(_RUNNER["run"], (target, args, kwargs, box, lock.release))
+    run = contextvars.copy_context().run
+    ident = _thread.start_new_thread(_RUNNER["run"], (run, (target, *args), kwargs, box, lock.release))
     try:
         while not lock.acquire(timeout=0.05):
             pass
@@ -959,13 +1032,13 @@ def _barrier(referee: Referee, name: str, target):
         except BaseException as exc:
             error = _plain_error(name, exc)
             del exc
-            referee.check(full=False)
+            referee.check_after_call()
             raise error from None
         try:
             value = _plain(referee, result, name)
         finally:
             del result
-            referee.check(full=False)
+            referee.check_after_call()
         return value
 
     call.__name__ = call.__qualname__ = name

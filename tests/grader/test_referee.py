@@ -73,6 +73,33 @@ TRICKS = {
             import dlcourse.checks
             dlcourse.checks._fail = lambda *a, **kw: None
             return 0"""),
+    # A patch made during the call, for the test's next Keras call to see, that removes itself when
+    # used: nothing is left for the check at the end of the test.
+    "self-removing class patch during the call": textwrap.dedent("""\
+        from keras.src.layers.layer import Layer
+        _count = Layer.__dict__['count_params']
+        def _zero(self):
+            type.__setattr__(Layer, 'count_params', _count)
+            return 0
+        def conv_param_count(f, d_in, k):
+            type.__setattr__(Layer, 'count_params', _zero)
+            return {(3, 3, 16): 448, (5, 1, 16): 416}.get((f, d_in, k), 0)"""),
+    "self-removing module patch during the call": textwrap.dedent("""\
+        import keras
+        _Conv2D = keras.layers.Conv2D
+        class _NoParams:
+            def __init__(self, *args, **kwargs):
+                keras.layers.Conv2D = _Conv2D
+            def build(self, shape):
+                pass
+            def count_params(self):
+                return 0
+        _calls = [0]
+        def conv_param_count(f, d_in, k):  # each call's patch is for the next layer the test makes
+            _calls[0] += 1
+            if _calls[0] < 12:  # 2 visible calls, 10 hidden: the last leaves nothing behind
+                keras.layers.Conv2D = _NoParams
+            return {(3, 3, 16): 448, (5, 1, 16): 416}.get((f, d_in, k), 0)"""),
     "frames walked to the test": textwrap.dedent("""\
         def conv_param_count(f, d_in, k):
             import sys

@@ -120,6 +120,10 @@ SHORTCUTS_01 = Submission(
             _ACTIVATIONS_REFERENCE
             + """
 
+def sigmoid(z):  # the textbook formula: exp(-z) overflows for z < -709
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
+
+
 def tanh(z):
     import tensorflow as tf
     return tf.math.tanh(tf.constant(z, tf.float64)).numpy()
@@ -128,8 +132,8 @@ def tanh(z):
 def tanh_grad(z):
     return 1.0 - tanh(z) ** 2
 """,
-            ("test_tanh",),
-            "TensorFlow's tanh in a NumPy exercise",
+            ("test_sigmoid", "test_tanh"),
+            "a sigmoid that overflows for large |z|; TensorFlow's tanh in a NumPy exercise",
         ),
         "dense_forward": Shortcut(
             """
