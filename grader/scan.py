@@ -127,6 +127,16 @@ def findings_in(source: str, label: str) -> list[str]:
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("setattr", "delattr"):
             if node.args and _root_name(node.args[0]) in guarded:
                 note(f"changes an attribute of {_dotted(node.args[0])} with {node.func.id}()")
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("__setattr__", "__delattr__")
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id in ("type", "object")
+            and node.args
+            and (node.func.value.id == "type" or _root_name(node.args[0]) in guarded)
+        ):
+            note(f"changes an attribute of {_dotted(node.args[0])} with {node.func.value.id}.{node.func.attr}()")
         elif isinstance(node, ast.Call) and _dotted(node.func).endswith(("events.register", "events.unregister")):
             note("registers an IPython event callback")
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in ALWAYS_EQUAL:

@@ -24,6 +24,8 @@ def test_every_trick_is_named(trick):
     [
         ("import builtins as b\nb.len = None", "changes b.len"),
         ("setattr(__import__('numpy'), 'allclose', None)", "setattr"),
+        ("from keras.src.layers.layer import Layer\ntype.__setattr__(Layer, 'call', None)", "type.__setattr__"),
+        ("import keras\nobject.__setattr__(keras.layers, 'Dense', None)", "object.__setattr__"),
         ("get_ipython().events.register('post_run_cell', print)", "event callback"),
         ("%time x = 1\nimport ctypes", "ctypes"),
     ],
