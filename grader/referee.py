@@ -146,15 +146,15 @@ Denied.__module__ = _AuditRefusal.__module__ = "grader.referee"
 def _same_entries(live, snap: dict) -> bool:
     """Whether ``live`` (a dict or a class's mapping proxy) holds exactly ``snap``'s keys and objects, in order.
 
-    Identity only (no ``__eq__`` of anyone's runs), in C: a dict whose entries were reordered
+    By identity only (no one's ``__eq__`` runs), in C: a dict whose entries were reordered
     reads as changed, and the caller's exact comparison then decides.
     """
     return _same_objects(live, snap) and all(map(operator.is_, live, snap))
 
 
 def _same_objects(live, snap: dict) -> bool:
-    """As ``_same_entries``, the keys left out: what a key-only change (the last entry renamed) does
-    brings none of the student's code in, stays in place, and the test's closing check sees it."""
+    """As ``_same_entries`` without the keys: a key-only change (the last entry renamed) brings none
+    of the student's code in and cannot remove itself, so the check at the end of the test sees it."""
     return len(live) == len(snap) and all(map(operator.is_, live.values(), snap.values()))
 
 
@@ -368,11 +368,7 @@ class Referee:
                     continue
                 quiet = getattr(cls, "__module__", "").split(".")[0] in _QUIET_MODULES
                 self._check_classdict(cls, snap, quiet, restore and not quiet)
-            for name, module in self.sys_modules.items():
-                if sys.modules.get(name) is not module and name.split(".")[0] not in _QUIET_MODULES:
-                    self.findings.append(f"sys.modules[{name!r}] replaced")
-                    if restore:
-                        sys.modules[name] = module
+            self.check_sys_modules(restore)
         for func, defaults in self.kwdefaults:
             live = func.__kwdefaults__
             if live != defaults:
@@ -670,10 +666,14 @@ class Referee:
         for cls, snap in self.watched_classes:
             if not _same_objects(cls.__dict__, snap):
                 self._check_classdict(cls, snap, False, True, self.block_codes)
+        self.check_sys_modules(restore=True)
+
+    def check_sys_modules(self, restore: bool) -> None:
         for name, module in self.sys_modules.items():
             if sys.modules.get(name) is not module and name.split(".")[0] not in _QUIET_MODULES:
                 self.findings.append(f"sys.modules[{name!r}] replaced")
-                sys.modules[name] = module
+                if restore:
+                    sys.modules[name] = module
 
     # -- running a test ------------------------------------------------------------------
     def run_test(self, grade_id: str, nonce: str) -> None:
