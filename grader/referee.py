@@ -36,6 +36,7 @@ from __future__ import annotations
 import ast
 import builtins
 import contextvars
+import ctypes
 import functools
 import gc
 import hashlib
@@ -47,6 +48,7 @@ import os
 import secrets
 import signal
 import sys
+import sysconfig
 import threading
 import time
 import types
@@ -156,6 +158,81 @@ def _same_objects(live, snap: dict) -> bool:
     """As ``_same_entries`` without the keys: a key-only change (the last entry renamed) brings none
     of the student's code in and cannot remove itself, so the check at the end of the test sees it."""
     return len(live) == len(snap) and all(map(operator.is_, live.values(), snap.values()))
+
+
+class _DictVersions:
+    """Which of many dicts changed since it was last asked, read from CPython's version tags.
+
+    CPython keeps a 64-bit tag in every dict that takes a new, never reused value whenever the
+    dict changes: a key added or deleted, a value replaced (PEP 509; still kept up for dict
+    watchers through 3.13). Reading the tags of the 11,000 module and class dicts TensorFlow
+    brings costs about 1 ms, where comparing those dicts object by object costs 25 to 70 ms
+    (bench/README.md). Only raw memory could change a dict and keep its tag, and the referee
+    refuses raw memory to the student's code. ``usable()`` says whether this interpreter keeps
+    the tag where it is read; without it the callers compare everything, as before.
+    """
+
+    OFFSET = 24  # PyDictObject: ob_refcnt, ob_type, ma_used, then ma_version_tag (64-bit CPython)
+    _value = operator.attrgetter("value")
+
+    def __init__(self, dicts: list, readers: dict | None = None):
+        """``readers``: tag readers already made, by dict id (checks over the same dicts share them)."""
+        self.dicts = dicts  # kept alive with the readers: an address is read only while its dict exists
+        readers = {} if readers is None else readers
+        for d in dicts:
+            if id(d) not in readers:
+                readers[id(d)] = ctypes.c_uint64.from_address(id(d) + self.OFFSET)
+        self.readers = [readers[id(d)] for d in dicts]
+        self.seen: list = [None] * len(dicts)  # the first call names every dict
+
+    def changed(self) -> list[int]:
+        """The indices of the dicts changed since the last call (each tag read before the caller compares)."""
+        now = list(map(self._value, self.readers))
+        if now == self.seen:
+            return []
+        changed = [i for i, (tag, seen) in enumerate(zip(now, self.seen)) if tag != seen]
+        self.seen = now
+        return changed
+
+    @classmethod
+    def usable(cls) -> bool:
+        """Whether every kind of change moves the tag here (checked on fresh objects)."""
+        if (
+            sys.implementation.name != "cpython"
+            or not (3, 10) <= sys.version_info[:2] <= (3, 13)
+            or ctypes.sizeof(ctypes.c_void_p) != 8
+            or sysconfig.get_config_var("Py_GIL_DISABLED")
+        ):
+            return False
+
+        class Probe:
+            pass
+
+        probe, real = {"a": 1}, gc.get_referents(Probe.__dict__)[0]
+        if ctypes.c_ssize_t.from_address(id(probe) + cls.OFFSET - 8).value != len(probe):
+            return False  # ma_used is not where the layout puts it
+        changes = [
+            (probe, lambda: probe.__setitem__("a", object())),
+            (probe, lambda: probe.__setitem__("b", 2)),
+            (probe, lambda: probe.pop("b")),
+            (probe, lambda: probe.update(c=3)),
+            (probe, probe.clear),
+            (real, lambda: type.__setattr__(Probe, "x", 1)),
+            (real, lambda: type.__setattr__(Probe, "x", 2)),
+            (real, lambda: type.__delattr__(Probe, "x")),
+        ]
+        tag = cls._value
+        for d, change in changes:
+            before = tag(ctypes.c_uint64.from_address(id(d) + cls.OFFSET))
+            change()
+            if tag(ctypes.c_uint64.from_address(id(d) + cls.OFFSET)) == before:
+                return False
+        return True
+
+
+def _real_dict(cls: type) -> dict:
+    """The dict behind ``cls.__dict__`` (a read-only proxy of it): the one whose tag moves."""
+    return gc.get_referents(type.__dict__["__dict__"].__get__(cls))[0]
 
 
 def _block_codes() -> frozenset:
@@ -270,6 +347,32 @@ class Referee:
             for cls, snap in self.classes.values()
             if str(getattr(cls, "__module__", "")).split(".")[0] not in _QUIET_MODULES
         ]
+        # A module's or class's own type decides how its names are looked up (a ModuleType subclass's
+        # __getattribute__) and how it is called (a metaclass's __call__): none may change.
+        self.typed = [m for m, _ in self.mods.values()] + [cls for cls, _ in self.classes.values()]
+        self.typed_names = [f"module {name}" for name in self.mods] + [
+            f"class {cls.__module__}.{cls.__qualname__}" for cls, _ in self.classes.values()
+        ]
+        self.types = list(map(type, self.typed))
+        # Each check looks only at the dicts changed since it last looked, where the tags allow.
+        self.versions = None
+        if _DictVersions.usable():
+            with self.internal():  # the second snapshot runs under the audit hook: none of this is the student's
+                real = {id(cls): _real_dict(cls) for cls, _ in self.classes.values()}
+                watched_dicts = [live for _, live, _ in self.watched_modules]
+                readers: dict = {}
+                self.versions = {
+                    "test modules": _DictVersions([m.__dict__ for m, _ in self.mods.values()], readers),
+                    "test classes": _DictVersions(list(real.values()), readers),
+                    "cell modules": _DictVersions(watched_dicts, readers),
+                    "call modules": _DictVersions(watched_dicts, readers),
+                    "call classes": _DictVersions([real[id(cls)] for cls, _ in self.watched_classes], readers),
+                    "call sys.modules": _DictVersions([sys.modules], readers),
+                }
+
+    def changed(self, which: str, count: int):
+        """The indices of the ``count`` dicts that ``which`` check must compare: the changed ones, or all."""
+        return range(count) if self.versions is None else self.versions[which].changed()
 
     def _in_snapshot(self, func: types.FunctionType) -> bool:
         """Whether ``func`` is what its module (or a class in it) held when the snapshot was taken."""
@@ -355,20 +458,52 @@ class Referee:
 
     def check(self, full: bool, restore: bool = True) -> None:
         """Compare the libraries and builtins with the snapshot; put back what student code changed."""
-        mods = self.mods.items() if full else ((n, (m, s)) for n, m, s in self.hot)
+        if full:
+            mods = list(self.mods.items())
+            mods = [mods[i] for i in self.changed("test modules", len(mods))]
+        else:
+            mods = [(n, (m, s)) for n, m, s in self.hot]
         for name, (module, snap) in mods:
             if name == "__main__":
                 continue  # the student's own namespace
             quiet = name.split(".")[0] in _QUIET_MODULES
             self._check_dict(name, module.__dict__, snap, quiet, restore and not quiet)
         if full:
-            for cls, snap in self.classes.values():
+            classes = list(self.classes.values())
+            for i in self.changed("test classes", len(classes)):
+                cls, snap = classes[i]
                 live = cls.__dict__
                 if len(live) == len(snap) and all(live.get(k, _MISSING) is v for k, v in snap.items()):
                     continue
                 quiet = getattr(cls, "__module__", "").split(".")[0] in _QUIET_MODULES
                 self._check_classdict(cls, snap, quiet, restore and not quiet)
             self.check_sys_modules(restore)
+        self.check_state(restore)
+
+    def check_types(self, restore: bool = True) -> None:
+        """Every library module and class still of its own type; a student's class put in its place is undone.
+
+        Assigning ``__class__`` from a student's frame is refused; this also catches a library made to do it.
+        """
+        if all(map(operator.is_, map(type, self.typed), self.types)):
+            return
+        for i, (obj, old) in enumerate(zip(self.typed, self.types)):
+            new = type(obj)
+            if new is old:
+                continue
+            if not self._untrusted_code(new):
+                self.types[i] = new  # a library's own doing (importlib's lazy modules turn into plain ones)
+                continue
+            self.findings.append(f"the {self.typed_names[i]}: its type replaced by the student's")
+            if restore:
+                try:
+                    object.__dict__["__class__"].__set__(obj, old)
+                except (TypeError, AttributeError) as exc:
+                    self.compromised = f"not reached: a library's type could not be put back ({exc})"
+
+    def check_state(self, restore: bool = True) -> None:
+        """What lives outside the libraries' dicts: their types, keyword defaults, tracing, the collector, threads."""
+        self.check_types(restore)
         for func, defaults in self.kwdefaults:
             live = func.__kwdefaults__
             if live != defaults:
@@ -574,6 +709,11 @@ class Referee:
             return f"reading {args[1]}" if args[1] in _FRAME_ATTRS else None
         if event == "object.__setattr__" or event == "object.__delattr__":
             target = args[0]
+            if args[1] == "__class__" and issubclass(type(target), (type, types.ModuleType)):
+                # A module's class decides how its names are found, a class's metaclass how it is called.
+                with self.internal():
+                    caller = sys._getframe(2).f_code.co_filename
+                return None if self._trusted_file(caller) else "changing the type of a module or class"
             if (
                 args[1] in _CODE_ATTRS
                 and type(target) is types.FunctionType
@@ -646,27 +786,47 @@ class Referee:
         self.check_shell()
         self.write_record(nonce, {"kind": "check", "label": label})
 
-    def check_modules_quickly(self, blocks: frozenset = frozenset(), same=_same_entries) -> None:
-        for name, live, snap in self.watched_modules:
-            if not same(live, snap):
-                self._check_dict(name, live, snap, False, True, blocks)
+    def check_modules_quickly(self) -> None:
+        """After a student's cell: every library module as the snapshot has it (keys and objects)."""
+        for i in self.changed("cell modules", len(self.watched_modules)):
+            name, live, snap = self.watched_modules[i]
+            if not _same_entries(live, snap):
+                self._check_dict(name, live, snap, False, True)
 
     def check_after_call(self) -> None:
         """After each call of a student's function from a test: the libraries as the snapshot has them.
 
         A function could patch a library (a module's name, a class's method) for the test's next
         call into it to see, and have the patch remove itself when used, so that a check at the
-        end of the test finds nothing: every module, class and ``sys.modules`` entry is compared
-        here by identity, in C-level loops (about 25 ms with TensorFlow loaded), and what changed is
-        put back. The blockers of ``dlcourse.checks.assert_numpy_only``, in place while it calls
-        the function, are the test's own doing.
+        end of the test finds nothing: every module, class and ``sys.modules`` entry changed since
+        the last call is compared here with the snapshot, and what changed is put back. Which
+        dicts changed comes from their version tags (about 1 ms with TensorFlow loaded); without
+        them every dict is compared by identity, in C-level loops (about 25 ms). The blockers of
+        ``dlcourse.checks.assert_numpy_only``, in place while it calls the function, are the
+        test's own doing.
         """
-        self.check(full=False)
-        self.check_modules_quickly(self.block_codes, _same_objects)
-        for cls, snap in self.watched_classes:
-            if not _same_objects(cls.__dict__, snap):
-                self._check_classdict(cls, snap, False, True, self.block_codes)
-        self.check_sys_modules(restore=True)
+        blocks = self.block_codes
+        if self.versions is None:
+            self.check(full=False)
+            for name, live, snap in self.watched_modules:
+                if not _same_objects(live, snap):
+                    self._check_dict(name, live, snap, False, True, blocks)
+            for cls, snap in self.watched_classes:
+                if not _same_objects(cls.__dict__, snap):
+                    self._check_classdict(cls, snap, False, True, blocks)
+            self.check_sys_modules(restore=True)
+            return
+        # The hot modules are among the watched ones: check(full=False) would compare them again.
+        for i in self.versions["call modules"].changed():
+            name, live, snap = self.watched_modules[i]
+            self._check_dict(name, live, snap, False, True, blocks)
+        for i in self.versions["call classes"].changed():
+            cls, snap = self.watched_classes[i]
+            if not _same_entries(cls.__dict__, snap):
+                self._check_classdict(cls, snap, False, True, blocks)
+        if sys.modules is not self.versions["call sys.modules"].dicts[0] or self.versions["call sys.modules"].changed():
+            self.check_sys_modules(restore=True)
+        self.check_state()
 
     def check_sys_modules(self, restore: bool) -> None:
         for name, module in self.sys_modules.items():

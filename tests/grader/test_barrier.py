@@ -71,3 +71,84 @@ def test_only_assert_numpy_onlys_own_blockers_pass_for_its_doing():
     assert not referee._is_block(lookalike, blocks)
     assert not referee._is_block(types.SimpleNamespace(__code__=next(iter(blocks))), blocks)
     assert not referee._is_block(block._blocked("x"), frozenset())
+
+
+def test_the_version_tags_name_exactly_the_dicts_that_changed():
+    assert referee._DictVersions.usable(), "CPython 3.10 to 3.13 on 64 bits keeps a version tag in every dict"
+
+    class Library:
+        def method(self):
+            return 1
+
+    module = types.ModuleType("library")
+    module.f = len
+    versions = referee._DictVersions([module.__dict__, referee._real_dict(Library), {}])
+    assert versions.changed() == [0, 1, 2]  # the first call names every dict
+    assert versions.changed() == []
+    module.f = module.f  # the same object written again: no change
+    assert versions.changed() == []
+    module.f = max
+    assert versions.changed() == [0]
+    type.__setattr__(Library, "method", lambda self: 2)
+    del module.f
+    assert versions.changed() == [0, 1]
+    Library.added = 3
+    assert versions.changed() == [1]
+
+
+@pytest.mark.parametrize("tags", [True, False], ids=["version tags", "compare everything"])
+def test_the_check_after_a_call_puts_back_a_patched_library_and_says_so(tags, tmp_path):
+    import json
+
+    ref = referee.Referee(
+        {"key": "00", "results": str(tmp_path), "tests": {}, "setup": [], "student_names": [], "trusted": []}
+    )
+    assert (ref.versions is not None) is referee._DictVersions.usable()
+    if not tags:
+        ref.versions = None
+    ref.check_after_call()
+    assert ref.findings == []
+    encode, dumps = json.JSONEncoder.encode, json.dumps
+    try:
+        json.JSONEncoder.encode = lambda self, o: "forged"
+        json.dumps = lambda *a, **k: "forged"
+        ref.check_after_call()
+        assert json.JSONEncoder.encode is encode and json.dumps is dumps
+        assert "json.encoder.JSONEncoder.encode replaced" in ref.findings, ref.findings
+        assert "json.dumps replaced" in ref.findings, ref.findings
+        del ref.findings[:]
+        ref.check_after_call()
+        assert ref.findings == []
+    finally:
+        json.JSONEncoder.encode, json.dumps = encode, dumps
+
+
+def test_a_library_class_or_module_given_a_students_type_is_put_back(tmp_path):
+    """A module's class decides how its names are found, a class's metaclass how it is called."""
+    import abc
+    import numbers
+
+    ref = referee.Referee(
+        {"key": "00", "results": str(tmp_path), "tests": {}, "setup": [], "student_names": [], "trusted": []}
+    )
+
+    class Lenient(types.ModuleType):
+        def __getattribute__(self, name):
+            return lambda *a, **k: None
+
+    class Anything(abc.ABCMeta):
+        def __instancecheck__(cls, instance):
+            return True
+
+    numbers.Number.__class__ = Anything
+    abc.__class__ = Lenient
+    try:
+        assert isinstance("text", numbers.Number)
+        ref.check_after_call()
+        assert type(numbers.Number) is abc.ABCMeta and type(abc) is types.ModuleType
+        assert not isinstance("text", numbers.Number)
+        assert "the class numbers.Number: its type replaced by the student's" in ref.findings, ref.findings
+        assert "the module abc: its type replaced by the student's" in ref.findings, ref.findings
+    finally:
+        object.__dict__["__class__"].__set__(numbers.Number, abc.ABCMeta)
+        object.__dict__["__class__"].__set__(abc, types.ModuleType)

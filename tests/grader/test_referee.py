@@ -100,6 +100,38 @@ TRICKS = {
             if _calls[0] < 12:  # 2 visible calls, 10 hidden: the last leaves nothing behind
                 keras.layers.Conv2D = _NoParams
             return {(3, 3, 16): 448, (5, 1, 16): 416}.get((f, d_in, k), 0)"""),
+    # A module whose class looks its names up elsewhere: the test's next Keras layer is a fake.
+    "module class swapped": textwrap.dedent("""\
+        import keras, types
+        class _NoParams:
+            def __init__(self, *args, **kwargs): pass
+            def build(self, shape): pass
+            def count_params(self): return 0
+        class _Lenient(types.ModuleType):
+            def __getattribute__(self, name):
+                return _NoParams if name == 'Conv2D' else types.ModuleType.__getattribute__(self, name)
+        try:
+            keras.layers.__class__ = _Lenient
+        except Exception:
+            pass
+        def conv_param_count(f, d_in, k):
+            return {(3, 3, 16): 448, (5, 1, 16): 416}.get((f, d_in, k), 0)"""),
+    "module class swapped during the call": textwrap.dedent("""\
+        import keras, types
+        class _NoParams:
+            def __init__(self, *args, **kwargs):
+                object.__setattr__(keras.layers, '__class__', types.ModuleType)
+            def build(self, shape): pass
+            def count_params(self): return 0
+        class _Lenient(types.ModuleType):
+            def __getattribute__(self, name):
+                return _NoParams if name == 'Conv2D' else types.ModuleType.__getattribute__(self, name)
+        def conv_param_count(f, d_in, k):
+            try:
+                object.__setattr__(keras.layers, '__class__', _Lenient)
+            except Exception:
+                pass
+            return {(3, 3, 16): 448, (5, 1, 16): 416}.get((f, d_in, k), 0)"""),
     "frames walked to the test": textwrap.dedent("""\
         def conv_param_count(f, d_in, k):
             import sys
