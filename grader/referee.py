@@ -709,11 +709,14 @@ class Referee:
             return f"reading {args[1]}" if args[1] in _FRAME_ATTRS else None
         if event == "object.__setattr__" or event == "object.__delattr__":
             target = args[0]
-            if args[1] == "__class__" and issubclass(type(target), (type, types.ModuleType)):
-                # A module's class decides how its names are found, a class's metaclass how it is called.
+            if args[1] == "__class__" and (
+                issubclass(type(target), (type, types.ModuleType)) or not self._untrusted_code(type(target))
+            ):
+                # A module's class decides how its names are found, a class's metaclass how it is called,
+                # a library object's class what its methods do. The student's own objects may change.
                 with self.internal():
                     caller = sys._getframe(2).f_code.co_filename
-                return None if self._trusted_file(caller) else "changing the type of a module or class"
+                return None if self._trusted_file(caller) else "changing the type of a library's object"
             if (
                 args[1] in _CODE_ATTRS
                 and type(target) is types.FunctionType

@@ -323,6 +323,14 @@ REFEREE_FRAME = textwrap.dedent("""\
     tb.tb_frame""")
 
 
+def test_a_library_objects_class_is_refused_and_the_students_own_may_change(kernel):
+    swap = "import matplotlib\nclass X(type(matplotlib.rcParams)): pass\nmatplotlib.rcParams.__class__ = X"
+    _, err = kernel.run(swap)
+    assert err is not None and err["ename"] == "Denied", err
+    out, err = kernel.run("class A: pass\nclass B: pass\na = A()\na.__class__ = B\nprint(type(a).__name__)")
+    assert (out.strip(), err) == ("B", None), (out, err)
+
+
 def test_frames_that_reach_the_referee_gc_and_raw_memory_are_refused(kernel):
     for code, expect in [
         ("import gc; gc.get_objects()", "Denied"),
