@@ -230,6 +230,16 @@ class _DictVersions:
         return True
 
 
+_BASES = type.__dict__["__bases__"]
+
+
+def _text(value) -> str:
+    """``value`` if it is exactly a ``str``, else a stand-in. A code object's file name can be a
+    subclass of ``str`` (``compile`` keeps it), whose methods are the student's code: the referee
+    never calls them, least of all inside its audit hook."""
+    return value if type(value) is str else "<not a str>"
+
+
 def _real_dict(cls: type) -> dict:
     """The dict behind ``cls.__dict__`` (a read-only proxy of it): the one whose tag moves."""
     return gc.get_referents(type.__dict__["__dict__"].__get__(cls))[0]
@@ -349,11 +359,17 @@ class Referee:
         ]
         # A module's or class's own type decides how its names are looked up (a ModuleType subclass's
         # __getattribute__) and how it is called (a metaclass's __call__): none may change.
-        self.typed = [m for m, _ in self.mods.values()] + [cls for cls, _ in self.classes.values()]
-        self.typed_names = [f"module {name}" for name in self.mods] + [
-            f"class {cls.__module__}.{cls.__qualname__}" for cls, _ in self.classes.values()
+        # (The kernel's own modules, the quiet ones, and the notebook's module may change as they like.)
+        modules = [(name, m) for name, (m, _) in self.mods.items() if name.split(".")[0] not in _QUIET_MODULES]
+        self.typed = [m for _, m in modules] + [cls for cls, _ in self.watched_classes]
+        self.typed_names = [f"module {name}" for name, _ in modules] + [
+            f"class {cls.__module__}.{cls.__qualname__}" for cls, _ in self.watched_classes
         ]
         self.types = list(map(type, self.typed))
+        self.typed_classes = [cls for cls, _ in self.watched_classes]
+        self.bases = list(map(_BASES.__get__, self.typed_classes))
+        # What no student's code may give another type or other bases, even through a library's frame.
+        self.guarded = set(map(id, self.typed))
         # Each check looks only at the dicts changed since it last looked, where the tags allow.
         self.versions = None
         if _DictVersions.usable():
@@ -396,17 +412,33 @@ class Referee:
         if t is types.FunctionType:
             return not self._trusted_file(value.__code__.co_filename)
         if issubclass(t, type):
-            module = type.__dict__["__dict__"].__get__(value).get("__module__")
-            if module == "__main__":
-                return True
-            return any(
-                type(v) is types.FunctionType and not self._trusted_file(v.__code__.co_filename)
-                for v in list(type.__dict__["__dict__"].__get__(value).values())
-            )
+            return self._untrusted_class(value)
         if issubclass(t, functools.partial) and depth < 5:
             return t is not functools.partial or self._untrusted_code(functools.partial.func.__get__(value), depth + 1)
-        if depth == 0 and t.__module__ == "__main__":
-            return callable(value)
+        if depth == 0 and callable(value):
+            return self._untrusted_class(t)  # an object of the student's class (its __module__ may say anything)
+        return False
+
+    def _untrusted_class(self, cls: type) -> bool:
+        """Whether ``cls`` or a class it inherits from, not one the snapshot holds, was defined in the
+        student's cells or has a method (plain, static, class or property) written there."""
+        for klass in type.__dict__["__mro__"].__get__(cls):
+            if id(klass) in self.classes and self.classes[id(klass)][0] is klass:
+                continue
+            d = type.__dict__["__dict__"].__get__(klass)
+            if _text(d.get("__module__")) == "__main__":
+                return True
+            for v in list(d.values()):
+                tv = type(v)
+                if tv is staticmethod or tv is classmethod:
+                    found = (tv.__dict__["__func__"].__get__(v),)
+                elif tv is property:
+                    found = tuple(property.__dict__[a].__get__(v) for a in ("fget", "fset", "fdel"))
+                else:
+                    found = (v,)
+                for f in found:
+                    if type(f) is types.FunctionType and not self._trusted_file(f.__code__.co_filename):
+                        return True
         return False
 
     def _check_dict(
@@ -481,25 +513,37 @@ class Referee:
         self.check_state(restore)
 
     def check_types(self, restore: bool = True) -> None:
-        """Every library module and class still of its own type; a student's class put in its place is undone.
+        """Every library module and class still of its own type, every class with its own bases.
 
-        Assigning ``__class__`` from a student's frame is refused; this also catches a library made to do it.
+        A module's class decides how its names are found, a class's metaclass how it is called, its
+        bases what it inherits. Changing them while a student's code runs is refused; this also
+        catches what got past. Only a module turned back into a plain module is a library's doing
+        (importlib's lazy modules do that when first used).
         """
-        if all(map(operator.is_, map(type, self.typed), self.types)):
-            return
-        for i, (obj, old) in enumerate(zip(self.typed, self.types)):
-            new = type(obj)
-            if new is old:
-                continue
-            if not self._untrusted_code(new):
-                self.types[i] = new  # a library's own doing (importlib's lazy modules turn into plain ones)
-                continue
-            self.findings.append(f"the {self.typed_names[i]}: its type replaced by the student's")
-            if restore:
-                try:
-                    object.__dict__["__class__"].__set__(obj, old)
-                except (TypeError, AttributeError) as exc:
-                    self.compromised = f"not reached: a library's type could not be put back ({exc})"
+        if not all(map(operator.is_, map(type, self.typed), self.types)):
+            for i, (obj, old) in enumerate(zip(self.typed, self.types)):
+                new = type(obj)
+                if new is old:
+                    continue
+                if new is types.ModuleType:
+                    self.types[i] = new
+                    continue
+                self.findings.append(f"the {self.typed_names[i]}: its type replaced")
+                if restore:
+                    try:
+                        object.__dict__["__class__"].__set__(obj, old)
+                    except (TypeError, AttributeError) as exc:
+                        self.compromised = f"not reached: a library's type could not be put back ({exc})"
+        if not all(map(operator.is_, map(_BASES.__get__, self.typed_classes), self.bases)):
+            for cls, old in zip(self.typed_classes, self.bases):
+                if _BASES.__get__(cls) is old:
+                    continue
+                self.findings.append(f"the bases of {type.__dict__['__qualname__'].__get__(cls)} replaced")
+                if restore:
+                    try:
+                        _BASES.__set__(cls, old)
+                    except (TypeError, AttributeError) as exc:
+                        self.compromised = f"not reached: a library class's bases could not be put back ({exc})"
 
     def check_state(self, restore: bool = True) -> None:
         """What lives outside the libraries' dicts: their types, keyword defaults, tracing, the collector, threads."""
@@ -612,6 +656,7 @@ class Referee:
             self.findings.append("sys.excepthook replaced")
 
     def _trusted_file(self, filename: str) -> bool:
+        filename = _text(filename)
         return (
             filename.startswith(self.trusted)
             or filename == self.own_file
@@ -620,6 +665,7 @@ class Referee:
 
     def _protected_file(self, filename: str) -> bool:
         """The referee's own code and the plan's cells: frames whose locals hold the key or the tests."""
+        filename = _text(filename)
         return filename == self.own_file or filename.startswith(_PLAN_CODE)
 
     def reaches_protected(self, event: str, args: tuple) -> bool:
@@ -649,7 +695,7 @@ class Referee:
                 while frame is not None:
                     code = frame.f_code
                     # main() started the kernel and dropped the plan and the referee: it holds nothing.
-                    if self._protected_file(code.co_filename) and code.co_name not in _LAUNCH_FRAMES:
+                    if self._protected_file(code.co_filename) and _text(code.co_name) not in _LAUNCH_FRAMES:
                         return True
                     frame = frame.f_back
             return False
@@ -665,7 +711,7 @@ class Referee:
             return None
         with self.internal():
             frame = sys._getframe(2)
-            caller = f"{frame.f_code.co_filename}:{frame.f_code.co_name}"
+            caller = f"{_text(frame.f_code.co_filename)}:{_text(frame.f_code.co_name)}"
             direct = not self._trusted_file(frame.f_code.co_filename)
             while frame is not None:
                 if not self._trusted_file(frame.f_code.co_filename):
@@ -709,21 +755,19 @@ class Referee:
             return f"reading {args[1]}" if args[1] in _FRAME_ATTRS else None
         if event == "object.__setattr__" or event == "object.__delattr__":
             target = args[0]
-            if args[1] == "__class__" and (
-                issubclass(type(target), (type, types.ModuleType)) or not self._untrusted_code(type(target))
-            ):
-                # A module's class decides how its names are found, a class's metaclass how it is called,
-                # a library object's class what its methods do. The student's own objects may change.
-                with self.internal():
-                    caller = sys._getframe(2).f_code.co_filename
-                return None if self._trusted_file(caller) else "changing the type of a library's object"
+            if args[1] in ("__class__", "__bases__") and id(target) in self.guarded:
+                # Whoever's frame does it (a library can be made to): a library module's or class's
+                # type or bases, never while a student's code runs. A lazy module may turn plain.
+                if args[1] == "__class__" and len(args) > 2 and args[2] is types.ModuleType:
+                    return None
+                return f"changing the {'type' if args[1] == '__class__' else 'bases'} of a library's module or class"
             if (
                 args[1] in _CODE_ATTRS
                 and type(target) is types.FunctionType
-                and (self._trusted_file(target.__code__.co_filename) or target.__module__ == "__referee__")
+                and (self._trusted_file(target.__code__.co_filename) or _text(target.__module__) == "__referee__")
             ):
                 with self.internal():
-                    caller = sys._getframe(2).f_code.co_filename
+                    caller = _text(sys._getframe(2).f_code.co_filename)
                 if self._trusted_file(caller) and not self._in_snapshot(target):
                     return None  # a library setting up a function it just made (pyparsing does, on import)
                 return f"changing {args[1]} of {target.__qualname__}"
@@ -1013,7 +1057,7 @@ class Referee:
             tb = BaseException.__dict__["__traceback__"].__get__(exc)
             while tb is not None:
                 frame = tb.tb_frame
-                filename, lineno, name = frame.f_code.co_filename, tb.tb_lineno, frame.f_code.co_name
+                filename, lineno, name = _text(frame.f_code.co_filename), tb.tb_lineno, _text(frame.f_code.co_name)
                 if filename.startswith("<test "):
                     if hidden_from and lineno >= hidden_from:
                         lines.append(f"in a hidden test (line {lineno} of the test cell)")

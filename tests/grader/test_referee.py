@@ -132,6 +132,90 @@ TRICKS = {
             except Exception:
                 pass
             return {(3, 3, 16): 448, (5, 1, 16): 416}.get((f, d_in, k), 0)"""),
+    # A module's class set by functools.update_wrapper on the student's behalf, disguised as importlib's.
+    "module class set through a library's frame": textwrap.dedent("""\
+        import keras, types, functools
+        _lay = keras.layers
+        _mga = types.ModuleType.__getattribute__
+        class _NoParams:
+            def __init__(self, *a, **k): pass
+            def build(self, shape): pass
+            def count_params(self): return 0
+        class _Lenient(types.ModuleType):
+            __module__ = 'importlib.util'
+            __getattribute__ = staticmethod(lambda name: _NoParams if name == 'Conv2D' else _mga(_lay, name))
+        class _Carrier:
+            __class__ = property(lambda self: _Lenient)
+        functools.update_wrapper(_lay, _Carrier(), assigned=('__class__',), updated=())
+        del _lay.__wrapped__
+        print(type(keras.layers), keras.layers.Conv2D)
+        def conv_param_count(f, d_in, k):
+            return {(3, 3, 16): 448, (5, 1, 16): 416}.get((f, d_in, k), 0)"""),
+    "bases of a library class replaced": textwrap.dedent("""\
+        from keras.src.layers.convolutional.conv2d import Conv2D
+        from keras.src.layers.convolutional.base_conv import BaseConv
+        class _Zero(BaseConv):
+            def count_params(self): return 0
+        Conv2D.__bases__ = (_Zero,)
+        print(Conv2D.__mro__[:3])
+        def conv_param_count(f, d_in, k):
+            return {(3, 3, 16): 448, (5, 1, 16): 416}.get((f, d_in, k), 0)"""),
+    # An object whose class claims to be NumPy's, in place of numpy.array_equal.
+    "numpy function replaced by a disguised object": textwrap.dedent("""\
+        import numpy
+        class _Yes:
+            __module__ = 'numpy'
+            def __call__(self, *a, **k): return True
+        numpy.array_equal = _Yes()
+        def conv_param_count(f, d_in, k):
+            return 0"""),
+    # A code object's file name whose startswith is the student's: the referee must never call it.
+    "code named by a str subclass": textwrap.dedent("""\
+        import sys
+        _box = []
+        class _Name(str):
+            def startswith(self, *a, **k):
+                f = sys._getframe(1)
+                while f is not None:
+                    r = f.f_locals.get('self')
+                    if type(r).__name__ == 'Referee':
+                        _box.append(r); break
+                    f = f.f_back
+                return str.startswith(self, *a, **k)
+        _g = {}
+        exec(compile("def _poke():\\n    import sys\\n    sys._getframe(0)\\n", _Name('poke'), 'exec'), _g)
+        _g['_poke']()
+        print('got referee:', bool(_box))
+        _box[0].tests['test_conv_param_count'] = 'pass'
+        def conv_param_count(f, d_in, k):
+            return 0"""),
+    # During a call, a library class changed and its dict's version tag written back (raw memory,
+    # reached by a thread that passes for a library's through a str-subclass file name).
+    "version tag rewound": textwrap.dedent("""\
+        import threading
+        class _Name(str):
+            def startswith(self, *a, **k): return True
+        def _zero(self):  # the student's own (untrusted) function
+            return 0
+        _src = '''
+        def _evil(fn, rewind):
+            import ctypes, gc
+            from keras.src.layers.convolutional.conv2d import Conv2D
+            d = gc.get_referents(Conv2D.__dict__)[0]
+            tag = ctypes.c_uint64.from_address(id(d) + 24)
+            old = tag.value
+            type.__setattr__(Conv2D, 'count_params', fn)
+            if rewind:
+                tag.value = old
+        '''
+        _g = {}
+        exec(compile(_src, _Name('lib'), 'exec'), _g)
+        _done = []
+        def conv_param_count(f, d_in, k):
+            _done.append(1)
+            if len(_done) == 2:  # the 2nd call: the check after the 1st has seen every tag
+                t = threading.Thread(target=_g['_evil'], args=(_zero, True)); t.start(); t.join()
+            return {(3, 3, 16): 448, (5, 1, 16): 416}.get((f, d_in, k), 0)"""),
     "frames walked to the test": textwrap.dedent("""\
         def conv_param_count(f, d_in, k):
             import sys
@@ -323,12 +407,29 @@ REFEREE_FRAME = textwrap.dedent("""\
     tb.tb_frame""")
 
 
-def test_a_library_objects_class_is_refused_and_the_students_own_may_change(kernel):
-    swap = "import matplotlib\nclass X(type(matplotlib.rcParams)): pass\nmatplotlib.rcParams.__class__ = X"
-    _, err = kernel.run(swap)
-    assert err is not None and err["ename"] == "Denied", err
-    out, err = kernel.run("class A: pass\nclass B: pass\na = A()\na.__class__ = B\nprint(type(a).__name__)")
-    assert (out.strip(), err) == ("B", None), (out, err)
+HONEST_TYPE_CHANGES = {
+    "a module of the student's": "m = types.ModuleType('mine')\nm.__class__ = type('Mine', (types.ModuleType,), {})",
+    "an object of the student's": "x = argparse.Namespace(a=1)\nx.__class__ = type('Ns', (argparse.Namespace,), {})",
+    "a class of the student's": "class K(abc.ABC):\n    pass\nK.__class__ = type('Meta', (abc.ABCMeta,), {})",
+    "the notebook's own module": "sys.modules[__name__].__class__ = type('Main', (type(sys.modules[__name__]),), {})",
+}
+
+
+@pytest.mark.parametrize("change", sorted(HONEST_TYPE_CHANGES))
+def test_the_students_own_modules_classes_and_objects_may_change_type(kernel, change):
+    out, err = kernel.run("import abc, argparse, sys, types\n" + HONEST_TYPE_CHANGES[change] + "\nprint('ok')")
+    assert (out.strip(), err) == ("ok", None), (change, out, err)
+    assert kernel.check(change)["findings"] == []
+
+
+def test_a_library_module_made_lazy_by_importlib_still_works(kernel):
+    """importlib's LazyLoader turns its module back into a plain one when first used: a library's own doing."""
+    out, err = kernel.run(
+        "import importlib.util, sys\nassert 'wave' not in sys.modules\nspec = importlib.util.find_spec('wave')\n"
+        "spec.loader = importlib.util.LazyLoader(spec.loader)\nlazy = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(lazy)\nprint(lazy.WAVE_FORMAT_PCM, type(lazy).__name__)"
+    )
+    assert (out.strip(), err) == ("1 module", None), (out, err)
 
 
 def test_frames_that_reach_the_referee_gc_and_raw_memory_are_refused(kernel):
