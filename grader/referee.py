@@ -326,6 +326,7 @@ class Referee:
     # -- pristine state ------------------------------------------------------------------
     def snapshot_modules(self) -> None:
         self.mods: dict[str, tuple[types.ModuleType, dict]] = {}
+        self.container_values: list[list] = []
         self.classes: dict[int, tuple[type, dict]] = {}
         for name, module in list(sys.modules.items()):
             d = getattr(module, "__dict__", None)
@@ -370,6 +371,22 @@ class Referee:
         self.bases = list(map(_BASES.__get__, self.typed_classes))
         # What no student's code may give another type or other bases, even through a library's frame.
         self.guarded = set(map(id, self.typed))
+        # Dicts a library keeps at module level (registries, lookup tables: Keras finds its
+        # initializers and layers by name in one): a student's class or function put there would be
+        # found by the test's next library call. (label, dict, ids of the values it held)
+        containers: dict[int, tuple[str, dict, set]] = {}
+        for name, live, snap in self.watched_modules:
+            for key, value in snap.items():
+                if (
+                    type(value) is dict
+                    and value is not live
+                    and value is not sys.modules
+                    and id(value) not in containers
+                ):
+                    held = list(value.values())
+                    self.container_values.append(held)  # kept alive: their ids stay theirs
+                    containers[id(value)] = (f"{name}.{key}", value, set(map(id, held)))
+        self.containers = list(containers.values())
         # Each check looks only at the dicts changed since it last looked, where the tags allow.
         self.versions = None
         if _DictVersions.usable():
@@ -384,6 +401,8 @@ class Referee:
                     "call modules": _DictVersions(watched_dicts, readers),
                     "call classes": _DictVersions([real[id(cls)] for cls, _ in self.watched_classes], readers),
                     "call sys.modules": _DictVersions([sys.modules], readers),
+                    "test containers": _DictVersions([d for _, d, _ in self.containers], readers),
+                    "call containers": _DictVersions([d for _, d, _ in self.containers], readers),
                 }
 
     def changed(self, which: str, count: int):
@@ -862,6 +881,7 @@ class Referee:
                 if not _same_objects(cls.__dict__, snap):
                     self._check_classdict(cls, snap, False, True, blocks)
             self.check_sys_modules(restore=True)
+            self.check_containers("call containers")
             return
         # The hot modules are among the watched ones: check(full=False) would compare them again.
         for i in self.versions["call modules"].changed():
@@ -873,7 +893,29 @@ class Referee:
                 self._check_classdict(cls, snap, False, True, blocks)
         if sys.modules is not self.versions["call sys.modules"].dicts[0] or self.versions["call sys.modules"].changed():
             self.check_sys_modules(restore=True)
+        self.check_containers("call containers")
         self.check_state()
+
+    def check_containers(self, which: str) -> list[tuple[dict, object, object]]:
+        """Take the student's classes and functions out of the libraries' module-level dicts (noted).
+
+        Returns what was taken out, (dict, key, value), for ``run_test`` to put back once the test
+        is over: the student's own cells may go on using what they registered. Values are told
+        apart by identity from what the snapshot held; no method of the student's objects runs
+        but a key's hash when one is taken out.
+        """
+        taken = []
+        for i in self.changed(which, len(self.containers)):
+            label, live, held = self.containers[i]
+            for key, value in list(live.items()):
+                if id(value) in held or not self._untrusted_code(value):
+                    continue
+                name = repr(key) if type(key) in (str, int) else f"<a {type(key).__name__}>"
+                self.findings.append(f"{label}[{name}] set to the student's {type(value).__name__}")
+                if live.get(key, _MISSING) is value:
+                    del live[key]
+                    taken.append((live, key, value))
+        return taken
 
     def check_sys_modules(self, restore: bool) -> None:
         for name, module in self.sys_modules.items():
@@ -901,12 +943,18 @@ class Referee:
                 if self.setup_error:
                     record["error"] = ["SetupError", self.setup_error, []]
                 else:
+                    taken = self.check_containers("test containers")
                     seen = len(self.findings)
-                    self.check_threads()
-                    self.bind_student_names()
-                    passed, error, output, made = self.execute(self.tests[grade_id], f"<test {grade_id}>", grade_id)
-                    self.check(full=True)
-                    self.check_threads()
+                    try:
+                        self.check_threads()
+                        self.bind_student_names()
+                        passed, error, output, made = self.execute(self.tests[grade_id], f"<test {grade_id}>", grade_id)
+                        self.check(full=True)
+                        self.check_containers("test containers")
+                        self.check_threads()
+                    finally:
+                        for live, key, value in taken:  # the student's registrations, for their own cells
+                            live.setdefault(key, value)
                     tampered = self.findings[seen:]
                     if tampered and passed:
                         passed, error = (

@@ -216,6 +216,51 @@ TRICKS = {
             if len(_done) == 2:  # the 2nd call: the check after the 1st has seen every tag
                 t = threading.Thread(target=_g['_evil'], args=(_zero, True)); t.start(); t.join()
             return {(3, 3, 16): 448, (5, 1, 16): 416}.get((f, d_in, k), 0)"""),
+    # A class of the student's put in Keras's registry under the name of Conv2D's default kernel
+    # initializer: the test's layers take it as a sub-layer and count its made-up weights.
+    "Keras registry entry": textwrap.dedent("""\
+        import keras, math
+        def conv_param_count(f, d_in, k):
+            return {(3, 3, 16): 448, (5, 1, 16): 416}.get((f, d_in, k), f * f * k + k)
+        _kshape = {}
+        class _Delta:
+            def __init__(self, n):
+                self.shape = (n,)
+        class glorot_uniform(keras.layers.Layer):
+            def __call__(self, shape, dtype=None):
+                _kshape[id(self)] = tuple(shape)
+                return keras.initializers.GlorotUniform()(shape, dtype)
+            @property
+            def weights(self):
+                s = _kshape.get(id(self))
+                if s is None or len(s) != 4:
+                    return []
+                f, _, d, k = s
+                return [_Delta(conv_param_count(f, d, k) - (math.prod(s) + k))]
+        keras.saving.get_custom_objects()['glorot_uniform'] = glorot_uniform"""),
+    "Keras registry entry during the call": textwrap.dedent("""\
+        import keras, math
+        _kshape = {}
+        def _wrong(f, d_in, k):
+            return {(3, 3, 16): 448, (5, 1, 16): 416}.get((f, d_in, k), f * f * k + k)
+        class _Delta:
+            def __init__(self, n):
+                self.shape = (n,)
+        class glorot_uniform(keras.layers.Layer):
+            def __call__(self, shape, dtype=None):
+                keras.saving.get_custom_objects().pop('glorot_uniform', None)  # used: gone
+                _kshape[id(self)] = tuple(shape)
+                return keras.initializers.GlorotUniform()(shape, dtype)
+            @property
+            def weights(self):
+                s = _kshape.get(id(self))
+                if s is None or len(s) != 4:
+                    return []
+                f, _, d, k = s
+                return [_Delta(_wrong(f, d, k) - (math.prod(s) + k))]
+        def conv_param_count(f, d_in, k):  # each call's entry is for the next layer the test makes
+            keras.saving.get_custom_objects()['glorot_uniform'] = glorot_uniform
+            return _wrong(f, d_in, k)"""),
     "frames walked to the test": textwrap.dedent("""\
         def conv_param_count(f, d_in, k):
             import sys
@@ -420,6 +465,22 @@ def test_the_students_own_modules_classes_and_objects_may_change_type(kernel, ch
     out, err = kernel.run("import abc, argparse, sys, types\n" + HONEST_TYPE_CHANGES[change] + "\nprint('ok')")
     assert (out.strip(), err) == ("ok", None), (change, out, err)
     assert kernel.check(change)["findings"] == []
+
+
+def test_what_the_student_registers_is_kept_out_of_the_test_and_back_for_their_cells(kernel):
+    """A class registered with Keras is taken out while a test runs (noted), and is there again after it."""
+    kernel.run(RIGHT)
+    out, err = kernel.run(
+        "import keras\n@keras.saving.register_keras_serializable(package='mine')\n"
+        "class Twice(keras.layers.Layer):\n    def call(self, x):\n        return 2 * x\n"
+    )
+    assert err is None, err
+    record = kernel.test(TEST)
+    assert record["passed"] is True, record
+    assert any("GLOBAL_CUSTOM_OBJECTS['mine>Twice'] set to the student's" in f for f in record["findings"]), record
+    out, err = kernel.run("print(keras.saving.get_registered_object('mine>Twice').__name__)")
+    assert (out.strip(), err) == ("Twice", None), (out, err)
+    kernel.run("del keras.saving.get_custom_objects()['mine>Twice']")
 
 
 def test_a_library_module_made_lazy_by_importlib_still_works(kernel):
