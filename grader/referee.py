@@ -102,6 +102,9 @@ _QUIET_MODULES = (
     "getpass",
 )
 _HOT_MODULES = ("builtins", "numpy", "dlcourse", "math")
+# Modules whose every name is part of how tests judge (assert_numpy_only's op list, for one): no
+# value of theirs may change, code or not.
+_FROZEN_MODULES = frozenset({"dlcourse.checks"})
 # Set by IPython and ipykernel around every cell (input() forwarding, the exit helpers, display).
 _KERNEL_BUILTINS = frozenset(
     {
@@ -473,7 +476,7 @@ class Referee:
             if key in kernel_keys and not self._untrusted_code(new):
                 snap[key] = new
                 continue
-            if _is_code(old):
+            if _is_code(old) or label in _FROZEN_MODULES:
                 if (
                     isinstance(old, types.ModuleType)
                     and isinstance(new, types.ModuleType)
@@ -882,6 +885,7 @@ class Referee:
                     self._check_classdict(cls, snap, False, True, blocks)
             self.check_sys_modules(restore=True)
             self.check_containers("call containers")
+            self.reset_keras_config()
             return
         # The hot modules are among the watched ones: check(full=False) would compare them again.
         for i in self.versions["call modules"].changed():
@@ -894,6 +898,7 @@ class Referee:
         if sys.modules is not self.versions["call sys.modules"].dicts[0] or self.versions["call sys.modules"].changed():
             self.check_sys_modules(restore=True)
         self.check_containers("call containers")
+        self.reset_keras_config()
         self.check_state()
 
     def check_containers(self, which: str) -> list[tuple[dict, object, object]]:
@@ -980,17 +985,26 @@ class Referee:
         np = sys.modules.get("numpy")
         if np is not None:
             np.seterr(**self.np_errstate)
-        keras = sys.modules.get("keras")
-        if keras is not None and self.keras_config:
-            floatx, epsilon, fmt, policy = self.keras_config
-            keras.config.set_floatx(floatx)
-            keras.config.set_epsilon(epsilon)
-            keras.config.set_image_data_format(fmt)
-            keras.config.set_dtype_policy(policy)
+        self.reset_keras_config(always=True)
         try:
             os.chdir(self.workdir)
         except OSError:
             pass
+
+    def reset_keras_config(self, always: bool = False) -> None:
+        """Keras's global settings as recorded (a student's function may change them for itself, and
+        the test's next layers must not be built channels-first or in float16 for it)."""
+        keras = sys.modules.get("keras")
+        if keras is None or not self.keras_config:
+            return
+        floatx, epsilon, fmt, policy = self.keras_config
+        c = keras.config
+        if always or (c.floatx(), c.epsilon(), c.image_data_format()) != (floatx, epsilon, fmt):
+            c.set_floatx(floatx)
+            c.set_epsilon(epsilon)
+            c.set_image_data_format(fmt)
+        if always or c.dtype_policy() is not policy:
+            c.set_dtype_policy(policy)
 
     def make_namespace(self) -> dict:
         """Run the setup cells in the referee's own namespace (once, before the first test).

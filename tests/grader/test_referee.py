@@ -483,6 +483,37 @@ def test_what_the_student_registers_is_kept_out_of_the_test_and_back_for_their_c
     kernel.run("del keras.saving.get_custom_objects()['mine>Twice']")
 
 
+def test_the_numpy_only_rule_cannot_be_loosened(kernel):
+    """A right answer computed with TensorFlow fails a NumPy-only test, whatever the cell did to the checks' data."""
+    tf_answer = (
+        "import tensorflow as tf\ndef conv_param_count(f, d_in, k):\n"
+        "    return int(tf.reduce_sum(tf.fill([k], f * f * d_in + 1)))\n"
+    )
+    for loosen in ("", "import dlcourse.checks\ndlcourse.checks._CLEAN_UP_OPS = ('',)\n"):
+        out, err = kernel.run(loosen + tf_answer)
+        assert err is None, err
+        record = kernel.test(TEST)
+        assert record["passed"] is False, (loosen, record)
+    assert any("dlcourse.checks._CLEAN_UP_OPS" in f for f in kernel.check("after")["findings"] + record["findings"]), (
+        record
+    )
+    kernel.run(RIGHT)
+
+
+def test_a_students_function_cannot_change_kerass_settings_for_the_test():
+    """Keras's image data format set inside the student's function: the test's next layers are built as recorded."""
+    with fresh() as k:
+        k.run(
+            "import keras\nfrom keras.src.backend import config as _config\n"
+            "def conv_param_count(f, d_in, k):\n    keras.config.set_image_data_format('channels_first')\n"
+            "    return (f * f * d_in) * k + k\n"
+        )
+        record = k.test(TEST)
+        assert record["passed"] is True, record  # right answers: the layers must be built channels-last
+        out, err = k.run("print(keras.config.image_data_format())")
+        assert (out.strip(), err) == ("channels_last", None), (out, err)
+
+
 def test_a_library_module_made_lazy_by_importlib_still_works(kernel):
     """importlib's LazyLoader turns its module back into a plain one when first used: a library's own doing."""
     out, err = kernel.run(
