@@ -230,12 +230,13 @@ class _Block:
         for owner, attribute, _, blocker in self.patches:
             setattr(owner, attribute, blocker)
         self.finder = _ImportBlock(self.attempts)
-        sys.meta_path.insert(0, self.finder)
+        if type(sys.meta_path) is list:  # anything else is not the interpreter's own (intact() then says so)
+            list.insert(sys.meta_path, 0, self.finder)
         return self
 
     def intact(self) -> bool:
         """Whether every replacement is still in place (the call did not undo the block)."""
-        return self.finder in sys.meta_path and all(
+        return any(f is self.finder for f in _finders()) and all(
             (owner.__dict__.get(attribute) if isinstance(owner, type) else getattr(owner, attribute, None)) is blocker
             for owner, attribute, _, blocker in self.patches
         )
@@ -243,9 +244,17 @@ class _Block:
     def __exit__(self, *exc):
         for owner, attribute, original, _ in reversed(self.patches):
             setattr(owner, attribute, original)
-        while self.finder in sys.meta_path:
-            sys.meta_path.remove(self.finder)
+        # By identity: `finder in sys.meta_path` would ask every other finder's __eq__, the
+        # function's own among them, after the grader's check of the call.
+        meta_path = sys.meta_path
+        if type(meta_path) is list:
+            meta_path[:] = [f for f in list.copy(meta_path) if f is not self.finder]
         return False
+
+
+def _finders() -> list:
+    """``sys.meta_path`` as a plain list (nothing of the finders' own runs), or empty if it is not a list."""
+    return list.copy(sys.meta_path) if type(sys.meta_path) is list else []
 
 
 def _keras_utilities(*modules) -> list[tuple[object, str, str]]:

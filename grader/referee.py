@@ -54,6 +54,12 @@ import time
 import types
 
 _thread = sys.modules["_thread"]
+# The interpreter's own containers, held from before any student code: a student may rebind
+# sys.modules or sys.meta_path to objects of their own (whose methods would then answer the
+# referee); the referee reads these, and puts them back where the names were rebound.
+_MODULES = sys.modules
+_SYS = sys.__dict__
+_IMPORT_LISTS = {"meta_path": sys.meta_path, "path_hooks": sys.path_hooks}
 _MISSING = object()
 _PROC_MEM = ("/mem", "/map_files", "/pagemap")
 _QUIET_MODULES = (
@@ -236,6 +242,11 @@ class _DictVersions:
 _BASES = type.__dict__["__bases__"]
 
 
+def _module(name: str, default=None):
+    """``sys.modules.get(name)`` from the interpreter's own dict, whatever ``sys.modules`` names now."""
+    return dict.get(_MODULES, name, default)
+
+
 def _text(value) -> str:
     """``value`` if it is exactly a ``str``, else a stand-in. A code object's file name can be a
     subclass of ``str`` (``compile`` keeps it), whose methods are the student's code: the referee
@@ -250,7 +261,7 @@ def _real_dict(cls: type) -> dict:
 
 def _block_codes() -> frozenset:
     """The code of the stand-ins ``dlcourse.checks.assert_numpy_only`` puts in place of TensorFlow and Keras."""
-    block = getattr(sys.modules.get("dlcourse.checks"), "_Block", None)
+    block = getattr(_module("dlcourse.checks"), "_Block", None)
     return frozenset(
         const
         for maker in ("_blocked", "_op_blocker")
@@ -309,9 +320,9 @@ class Referee:
         self.compile, self.exec, self.type, self.isinstance = compile, exec, type, isinstance
         self.builtins_copy = dict(builtins.__dict__)
         self.recursion_limit = sys.getrecursionlimit()
-        np = sys.modules.get("numpy")
+        np = _module("numpy")
         self.np_errstate = np.geterr() if np is not None else {}
-        keras = sys.modules.get("keras")
+        keras = _module("keras")
         self.keras_config = (
             (
                 keras.config.floatx(),
@@ -330,6 +341,8 @@ class Referee:
     def snapshot_modules(self) -> None:
         self.mods: dict[str, tuple[types.ModuleType, dict]] = {}
         self.container_values: list[list] = []
+        self.import_hook_values = {name: list(hooks) for name, hooks in _IMPORT_LISTS.items()}  # kept alive
+        self.import_hooks = {name: set(map(id, hooks)) for name, hooks in self.import_hook_values.items()}
         self.classes: dict[int, tuple[type, dict]] = {}
         for name, module in list(sys.modules.items()):
             d = getattr(module, "__dict__", None)
@@ -380,12 +393,7 @@ class Referee:
         containers: dict[int, tuple[str, dict, set]] = {}
         for name, live, snap in self.watched_modules:
             for key, value in snap.items():
-                if (
-                    type(value) is dict
-                    and value is not live
-                    and value is not sys.modules
-                    and id(value) not in containers
-                ):
+                if type(value) is dict and value is not live and value is not _MODULES and id(value) not in containers:
                     held = list(value.values())
                     self.container_values.append(held)  # kept alive: their ids stay theirs
                     containers[id(value)] = (f"{name}.{key}", value, set(map(id, held)))
@@ -403,7 +411,7 @@ class Referee:
                     "cell modules": _DictVersions(watched_dicts, readers),
                     "call modules": _DictVersions(watched_dicts, readers),
                     "call classes": _DictVersions([real[id(cls)] for cls, _ in self.watched_classes], readers),
-                    "call sys.modules": _DictVersions([sys.modules], readers),
+                    "call sys.modules": _DictVersions([_MODULES], readers),
                     "test containers": _DictVersions([d for _, d, _ in self.containers], readers),
                     "call containers": _DictVersions([d for _, d, _ in self.containers], readers),
                 }
@@ -480,7 +488,7 @@ class Referee:
                 if (
                     isinstance(old, types.ModuleType)
                     and isinstance(new, types.ModuleType)
-                    and sys.modules.get(getattr(new, "__name__", None)) is new
+                    and _module(getattr(new, "__name__", None)) is new
                     and not quiet
                 ):
                     snap[key] = new  # a lazy loader replaced by its module
@@ -567,8 +575,28 @@ class Referee:
                     except (TypeError, AttributeError) as exc:
                         self.compromised = f"not reached: a library class's bases could not be put back ({exc})"
 
+    def check_import_system(self, restore: bool = True) -> None:
+        """``sys.modules``, ``sys.meta_path`` and ``sys.path_hooks`` are the interpreter's own objects,
+        and hold no finder or hook of the student's (one would be asked about every later import)."""
+        for name, original in (("modules", _MODULES), *_IMPORT_LISTS.items()):
+            if dict.get(_SYS, name) is not original:
+                self.findings.append(f"sys.{name} replaced")
+                if restore:
+                    _SYS[name] = original
+        for name, hooks in _IMPORT_LISTS.items():
+            held = self.import_hooks[name]
+            for i in range(len(hooks) - 1, -1, -1):
+                hook = list.__getitem__(hooks, i)
+                if id(hook) in held:
+                    continue
+                if self._untrusted_code(hook) or self._untrusted_class(type(hook)):
+                    self.findings.append(f"sys.{name} holds the student's {type(hook).__name__}")
+                    if restore:
+                        del hooks[i]
+
     def check_state(self, restore: bool = True) -> None:
         """What lives outside the libraries' dicts: their types, keyword defaults, tracing, the collector, threads."""
+        self.check_import_system(restore)
         self.check_types(restore)
         for func, defaults in self.kwdefaults:
             live = func.__kwdefaults__
@@ -895,7 +923,7 @@ class Referee:
             cls, snap = self.watched_classes[i]
             if not _same_entries(cls.__dict__, snap):
                 self._check_classdict(cls, snap, False, True, blocks)
-        if sys.modules is not self.versions["call sys.modules"].dicts[0] or self.versions["call sys.modules"].changed():
+        if self.versions["call sys.modules"].changed():
             self.check_sys_modules(restore=True)
         self.check_containers("call containers")
         self.reset_keras_config()
@@ -924,10 +952,10 @@ class Referee:
 
     def check_sys_modules(self, restore: bool) -> None:
         for name, module in self.sys_modules.items():
-            if sys.modules.get(name) is not module and name.split(".")[0] not in _QUIET_MODULES:
+            if _module(name) is not module and name.split(".")[0] not in _QUIET_MODULES:
                 self.findings.append(f"sys.modules[{name!r}] replaced")
                 if restore:
-                    sys.modules[name] = module
+                    _MODULES[name] = module
 
     # -- running a test ------------------------------------------------------------------
     def run_test(self, grade_id: str, nonce: str) -> None:
@@ -982,7 +1010,7 @@ class Referee:
     def _reset_state(self) -> None:
         """Settings the student may have changed that the tests' arithmetic depends on."""
         sys.setrecursionlimit(self.recursion_limit)
-        np = sys.modules.get("numpy")
+        np = _module("numpy")
         if np is not None:
             np.seterr(**self.np_errstate)
         self.reset_keras_config(always=True)
@@ -994,7 +1022,7 @@ class Referee:
     def reset_keras_config(self, always: bool = False) -> None:
         """Keras's global settings as recorded (a student's function may change them for itself, and
         the test's next layers must not be built channels-first or in float16 for it)."""
-        keras = sys.modules.get("keras")
+        keras = _module("keras")
         if keras is None or not self.keras_config:
             return
         floatx, epsilon, fmt, policy = self.keras_config
@@ -1012,7 +1040,7 @@ class Referee:
         Only here does ``dlcourse.data`` read the real data files the sandbox withholds.
         """
         ns = {"__name__": "__referee__", "__builtins__": self.builtins_copy}
-        data = sys.modules.get("dlcourse.data")
+        data = _module("dlcourse.data")
         if data is not None and self.withheld:
             data._originals = self.withheld
         try:
@@ -1029,7 +1057,7 @@ class Referee:
 
     def freeze_arrays(self, ns: dict) -> None:
         """Make the setup data read-only for good: views of immutable bytes."""
-        np = sys.modules.get("numpy")
+        np = _module("numpy")
         if np is None:
             return
         for name, value in list(ns.items()):
@@ -1134,8 +1162,8 @@ class Referee:
 
     def export(self, names: dict) -> None:
         """Copy models, arrays and numbers a test made into the student's namespace, for the demos after it."""
-        np = sys.modules.get("numpy")
-        keras = sys.modules.get("keras")
+        np = _module("numpy")
+        keras = _module("keras")
         for name, value in names.items():
             if np is not None and type(value) is np.ndarray:
                 self.user_ns[name] = value.copy()
@@ -1329,7 +1357,7 @@ def _plain_error(name: str, exc: BaseException) -> BaseException:
 
 def _copy_arg(name: str, value):
     """What the student's function receives: copies, so that nothing the test holds can be changed."""
-    np = sys.modules.get("numpy")
+    np = _module("numpy")
     t = type(value)
     if np is not None and issubclass(t, np.ndarray):
         return np.array(value, copy=True)
@@ -1337,7 +1365,7 @@ def _copy_arg(name: str, value):
         return t(_copy_arg(name, v) for v in value)
     if t is dict:
         return {k: _copy_arg(name, v) for k, v in value.items()}
-    keras = sys.modules.get("keras")
+    keras = _module("keras")
     if keras is not None and isinstance(value, keras.Model):
         clone = keras.models.clone_model(value)
         clone.set_weights(value.get_weights())
@@ -1362,7 +1390,7 @@ def _plain(referee: Referee, value, name: str, depth: int = 0):
     t = type(value)
     if t in _SCALARS:
         return value
-    np = sys.modules.get("numpy")
+    np = _module("numpy")
     if np is not None:
         if issubclass(t, np.generic) and t.__module__ == "numpy":
             return np.asarray(value).copy()[()]
@@ -1392,7 +1420,7 @@ def _plain(referee: Referee, value, name: str, depth: int = 0):
         return [_plain(referee, v, name, depth + 1) for v in list.__iter__(value)]
     if issubclass(t, dict):
         return {_plain(referee, k, name, depth + 1): _plain(referee, v, name, depth + 1) for k, v in dict.items(value)}
-    keras = sys.modules.get("keras")
+    keras = _module("keras")
     if keras is not None and issubclass(t, keras.Model):
         return _rebuild_model(referee, value, name)
     raise TypeError(
@@ -1501,10 +1529,10 @@ def _preload(modules: list[str]) -> None:
                 __import__(name)
             except Exception:
                 pass
-        keras = sys.modules.get("keras")
+        keras = _module("keras")
         if keras is not None:
             keras.config.disable_traceback_filtering()
-        tf = sys.modules.get("tensorflow")
+        tf = _module("tensorflow")
         if tf is not None:
             tf.debugging.disable_traceback_filtering()
     finally:
@@ -1512,7 +1540,7 @@ def _preload(modules: list[str]) -> None:
         os.close(saved)
         os.close(devnull)
         for name in held:
-            if sys.modules.get(name, ...) is None:
+            if _module(name, ...) is None:
                 del sys.modules[name]
 
 

@@ -261,6 +261,31 @@ TRICKS = {
         def conv_param_count(f, d_in, k):  # each call's entry is for the next layer the test makes
             keras.saving.get_custom_objects()['glorot_uniform'] = glorot_uniform
             return _wrong(f, d_in, k)"""),
+    # A finder of the student's in sys.meta_path whose __eq__ assert_numpy_only's clean-up asked,
+    # after the check of the call: it put in a count_params that removes itself.
+    "finder asked after the check": textwrap.dedent("""\
+        import sys
+        from keras.src.layers.layer import Layer
+        _count = Layer.__dict__['count_params']
+        _armed = [None]
+        def _fake_count(self):
+            type.__setattr__(Layer, 'count_params', _count)
+            return 7
+        class _Finder:
+            def find_spec(self, *a, **k): return None
+            def __eq__(self, other):
+                if _armed[-1] is not None and other.__class__.__name__ == '_ImportBlock':
+                    _armed[-1] = None
+                    type.__setattr__(Layer, 'count_params', _fake_count)
+                return False
+            __hash__ = object.__hash__
+        sys.meta_path.append(_Finder())
+        def conv_param_count(f, d_in, k):
+            known = {(3, 3, 16): 448, (5, 1, 16): 416}
+            if (f, d_in, k) in known:
+                return known[(f, d_in, k)]
+            _armed[-1] = True
+            return 7"""),
     "frames walked to the test": textwrap.dedent("""\
         def conv_param_count(f, d_in, k):
             import sys
@@ -512,6 +537,50 @@ def test_a_students_function_cannot_change_kerass_settings_for_the_test():
         assert record["passed"] is True, record  # right answers: the layers must be built channels-last
         out, err = k.run("print(keras.config.image_data_format())")
         assert (out.strip(), err) == ("channels_last", None), (out, err)
+
+
+# sys.modules rebound to a dict of the student's for one lookup: the barrier's own
+# sys.modules.get("numpy") got a fake NumPy, and the result an object equal to anything.
+SYS_MODULES_REBOUND = textwrap.dedent("""\
+    import sys, types
+    _real_modules = sys.modules
+    class _Yes:
+        def __eq__(self, other): return True
+        def __ne__(self, other): return False
+        __hash__ = object.__hash__
+        def __repr__(self): return '448'
+    class _Holder:
+        def copy(self): return self
+        def __getitem__(self, key): return _Yes()
+    class _Marker:
+        __module__ = 'numpy'
+    _fake_np = types.SimpleNamespace(generic=_Marker, ndarray=_Marker, asarray=lambda v: _Holder())
+    _armed = [False]
+    class _Modules(dict):
+        def get(self, key, default=None):
+            if key == 'numpy' and _armed[0]:
+                _armed[0] = False
+                sys.modules = _real_modules
+                return _fake_np
+            return dict.get(self, key, default)
+    def conv_param_count(f, d_in, k):
+        known = {(3, 3, 16): 448, (5, 1, 16): 416}
+        if (f, d_in, k) in known:
+            return known[(f, d_in, k)]
+        sys.modules = _Modules(_real_modules)
+        _armed[0] = True
+        return _Marker()""")
+
+
+def test_sys_modules_rebound_during_a_call_gives_the_barrier_nothing():
+    """After a first test has run (its namespace made), a call rebinds sys.modules for one lookup."""
+    with fresh() as k:
+        k.run(WRONG)
+        assert k.test(TEST)["passed"] is False
+        out, err = k.run(SYS_MODULES_REBOUND)
+        assert err is None, err
+        record = k.test(TEST)
+        assert record["passed"] is False, record
 
 
 def test_a_library_module_made_lazy_by_importlib_still_works(kernel):
