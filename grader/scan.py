@@ -139,6 +139,18 @@ def findings_in(source: str, label: str) -> list[str]:
             note(f"changes an attribute of {_dotted(node.args[0])} with {node.func.value.id}.{node.func.attr}()")
         elif isinstance(node, ast.Call) and _dotted(node.func).endswith(("events.register", "events.unregister")):
             note("registers an IPython event callback")
+        elif isinstance(node, ast.Constant) and node.value in ("__class__", "__bases__"):
+            note(f"names {node.value} (an object's class) as a string")
+        elif (
+            isinstance(node, ast.Attribute)
+            and node.attr in ("__class__", "__bases__")
+            and isinstance(node.ctx, ast.Store)
+        ):
+            note(f"changes an object's {node.attr}")
+        elif isinstance(node, ast.ClassDef) and any(
+            isinstance(b, ast.Name) and b.id in ("str", "dict") for b in node.bases
+        ):
+            note("defines a subclass of str or dict (its methods run wherever it is read)")
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in ALWAYS_EQUAL:
             note(f"defines {node.name} (an object that can answer any comparison)")
         elif (
