@@ -26,6 +26,31 @@ WRONG = "def conv_param_count(f, d_in, k):\n    return 0\n"
 RIGHT = "def conv_param_count(f, d_in, k):\n    return (f * f * d_in) * k + k\n"
 TEST = "test_conv_param_count"
 
+# A class of the student's that Keras takes, by its registered name, as Conv2D's kernel initializer
+# and tracks as a sub-layer: its made-up weights bring the layer's count to the wrong answer's.
+# FORGET: what it does when used.
+_FAKE_INITIALIZER = textwrap.dedent("""\
+    import keras, math
+    _kshape = {}
+    def _wrong(f, d_in, k):
+        return {(3, 3, 16): 448, (5, 1, 16): 416}.get((f, d_in, k), f * f * k + k)
+    class _Delta:
+        def __init__(self, n):
+            self.shape = (n,)
+    class glorot_uniform(keras.layers.Layer):
+        def __call__(self, shape, dtype=None):
+            FORGET
+            _kshape[id(self)] = tuple(shape)
+            return keras.initializers.GlorotUniform()(shape, dtype)
+        @property
+        def weights(self):
+            s = _kshape.get(id(self))
+            if s is None or len(s) != 4:
+                return []
+            f, _, d, k = s
+            return [_Delta(_wrong(f, d, k) - (math.prod(s) + k))]
+    """)
+
 # Each trick: code run in a student cell before the test, with the wrong answer defined.
 TRICKS = {
     "input transformer": "get_ipython().input_transformers_post.append(lambda lines: ['pass\\n'])",
@@ -218,46 +243,12 @@ TRICKS = {
             return {(3, 3, 16): 448, (5, 1, 16): 416}.get((f, d_in, k), 0)"""),
     # A class of the student's put in Keras's registry under the name of Conv2D's default kernel
     # initializer: the test's layers take it as a sub-layer and count its made-up weights.
-    "Keras registry entry": textwrap.dedent("""\
-        import keras, math
-        def conv_param_count(f, d_in, k):
-            return {(3, 3, 16): 448, (5, 1, 16): 416}.get((f, d_in, k), f * f * k + k)
-        _kshape = {}
-        class _Delta:
-            def __init__(self, n):
-                self.shape = (n,)
-        class glorot_uniform(keras.layers.Layer):
-            def __call__(self, shape, dtype=None):
-                _kshape[id(self)] = tuple(shape)
-                return keras.initializers.GlorotUniform()(shape, dtype)
-            @property
-            def weights(self):
-                s = _kshape.get(id(self))
-                if s is None or len(s) != 4:
-                    return []
-                f, _, d, k = s
-                return [_Delta(conv_param_count(f, d, k) - (math.prod(s) + k))]
-        keras.saving.get_custom_objects()['glorot_uniform'] = glorot_uniform"""),
-    "Keras registry entry during the call": textwrap.dedent("""\
-        import keras, math
-        _kshape = {}
-        def _wrong(f, d_in, k):
-            return {(3, 3, 16): 448, (5, 1, 16): 416}.get((f, d_in, k), f * f * k + k)
-        class _Delta:
-            def __init__(self, n):
-                self.shape = (n,)
-        class glorot_uniform(keras.layers.Layer):
-            def __call__(self, shape, dtype=None):
-                keras.saving.get_custom_objects().pop('glorot_uniform', None)  # used: gone
-                _kshape[id(self)] = tuple(shape)
-                return keras.initializers.GlorotUniform()(shape, dtype)
-            @property
-            def weights(self):
-                s = _kshape.get(id(self))
-                if s is None or len(s) != 4:
-                    return []
-                f, _, d, k = s
-                return [_Delta(_wrong(f, d, k) - (math.prod(s) + k))]
+    "Keras registry entry": _FAKE_INITIALIZER.replace("FORGET", "pass")
+    + "conv_param_count = _wrong\nkeras.saving.get_custom_objects()['glorot_uniform'] = glorot_uniform\n",
+    "Keras registry entry during the call": _FAKE_INITIALIZER.replace(
+        "FORGET", "keras.saving.get_custom_objects().pop('glorot_uniform', None)  # used: gone"
+    )
+    + textwrap.dedent("""\
         def conv_param_count(f, d_in, k):  # each call's entry is for the next layer the test makes
             keras.saving.get_custom_objects()['glorot_uniform'] = glorot_uniform
             return _wrong(f, d_in, k)"""),
