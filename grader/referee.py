@@ -254,6 +254,11 @@ def _text(value) -> str:
     return value if type(value) is str else "<not a str>"
 
 
+def _type_name(obj) -> str:
+    """The name of ``obj``'s class, read from the type itself (a metaclass of the student's is not asked)."""
+    return _text(type.__dict__["__name__"].__get__(type(obj)))
+
+
 def _real_dict(cls: type) -> dict:
     """The dict behind ``cls.__dict__`` (a read-only proxy of it): the one whose tag moves."""
     return gc.get_referents(type.__dict__["__dict__"].__get__(cls))[0]
@@ -590,7 +595,7 @@ class Referee:
                 if id(hook) in held:
                     continue
                 if self._untrusted_code(hook) or self._untrusted_class(type(hook)):
-                    self.findings.append(f"sys.{name} holds the student's {type(hook).__name__}")
+                    self.findings.append(f"sys.{name} holds the student's {_type_name(hook)}")
                     if restore:
                         del hooks[i]
 
@@ -943,8 +948,8 @@ class Referee:
             for key, value in list(live.items()):
                 if id(value) in held or not self._untrusted_code(value):
                     continue
-                name = repr(key) if type(key) in (str, int) else f"<a {type(key).__name__}>"
-                self.findings.append(f"{label}[{name}] set to the student's {type(value).__name__}")
+                name = repr(key) if type(key) in (str, int) else f"<a {_type_name(key)}>"
+                self.findings.append(f"{label}[{name}] set to the student's {_type_name(value)}")
                 if live.get(key, _MISSING) is value:
                     del live[key]
                     taken.append((live, key, value))
