@@ -89,7 +89,15 @@ FORCE:
 # One .venv serves both: `make lab` installs the course (learner's packages only), `make
 # test` adds the test extra on top. Each step runs again only when pyproject.toml or the
 # lock changed, so switching between `make lab` and `make test` installs nothing.
-PIP_INSTALL = "$(BIN)/python" -m pip install --progress-bar off $(if $(strip $(LOCK)),-c "$(LOCK)")
+# uv installs the same pinned wheels as pip, about twice as fast (downloads and unpacking in
+# parallel; 28 s instead of 61 s for the test environment from an empty cache, bench/README.md),
+# byte-compiled as pip leaves them (the grading sandbox cannot write .pyc files). Where uv
+# cannot be installed into .venv, pip does the install.
+UV_VERSION := 0.13.9
+CONSTRAINTS = $(if $(strip $(LOCK)),-c "$(LOCK)")
+INSTALL = if [ -x "$(BIN)/uv" ]; then \
+	    "$(BIN)/uv" pip install --python "$(BIN)/python" --compile-bytecode $(CONSTRAINTS) $(1); \
+	else "$(BIN)/python" -m pip install --progress-bar off $(CONSTRAINTS) $(1); fi
 # The learner's JupyterLab: nbgrader's Validate button, but not its instructor tools
 # (create assignment, formgrader, course and assignment lists, which need an nbgrader
 # exchange the course does not use). Lab plugin ids and server extension names:
@@ -140,13 +148,14 @@ $(LAB_STAMP): pyproject.toml $(LOCK)
 	    "$$py" -m venv "$(VENV)" || { echo "Could not create $(VENV) with $$py: on Debian/Ubuntu install its venv module (sudo apt-get install python3-venv, or python3.X-venv for python3.X)." >&2; rm -rf "$(VENV)"; exit 1; }; \
 	fi
 	"$(BIN)/python" -m pip install --quiet --upgrade pip
-	$(PIP_INSTALL) -e .
+	"$(BIN)/python" -m pip install --quiet "uv==$(UV_VERSION)" || echo "uv could not be installed: pip installs the course instead."
+	@$(call INSTALL,-e .)
 	"$(BIN)/python" -c "$$JUPYTER_VIEWS" "$(VENV)" $(INSTRUCTOR_LAB) -- $(INSTRUCTOR_SERVER) -- $(NEVER_LAB) -- $(ALWAYS_LAB)
 	@echo "$(LOCK)" > "$@"
 	@echo "Installed into $(VENV)."
 
 $(TEST_STAMP): $(LAB_STAMP) pyproject.toml $(LOCK)
-	$(PIP_INSTALL) -e ".[test]"
+	@$(call INSTALL,-e ".[test]")
 	@echo "$(LOCK)" > "$@"
 	@echo "Installed the test tools into $(VENV)."
 
@@ -216,7 +225,6 @@ test-models: $(TEST_STAMP)
 # was tested with) and resolves only what changed; `make lock-upgrade` takes the newest.
 # Both then check that every pinned package has a wheel for each supported Python on
 # Linux, macOS (Apple Silicon) and Windows.
-UV_VERSION := 0.13.9
 LOCK_ARGS ?=
 lock: $(LAB_STAMP)
 	"$(BIN)/python" -m pip install --quiet "uv==$(UV_VERSION)"

@@ -20,27 +20,28 @@ import zipfile
 from pathlib import Path
 
 from grader import autograde
-from tests.grader.test_class import LESSON, LIMITS, NB, TIMEOUT, Class, _cell, _lean, _with_cell_after_setup
+from tests.grader.classes import CONV_POOL, LIMITS, TIMEOUT, Class, cell, lean, with_cell_after_setup
 from tests.grader.test_referee import TRICKS
 
+LESSON, NB = CONV_POOL.name, CONV_POOL.nb
 DEST = Path(__file__).resolve().parent / "data" / "demo_class"
 
 
 def _bug(nb: dict, gid: str, old: str, new: str) -> dict:
     nb = copy.deepcopy(nb)
-    cell = _cell(nb, gid)
-    assert old in cell["source"], (gid, old)
-    cell["source"] = cell["source"].replace(old, new)
+    code = cell(nb, gid)
+    assert old in code["source"], (gid, old)
+    code["source"] = code["source"].replace(old, new)
     return nb
 
 
 def submissions() -> dict[str, dict]:
     """Canvas file name -> notebook."""
-    k = Class(Path(tempfile.gettempdir()) / "unused")
-    solution, blank = _lean(k.solution), _lean(k.blank)
+    k = Class(Path(tempfile.gettempdir()) / "unused", CONV_POOL)
+    solution, blank = lean(k.solution), lean(k.blank)
     partial = copy.deepcopy(blank)
     for gid in ("conv_output_size", "conv_param_count"):
-        _cell(partial, gid)["source"] = _cell(solution, gid)["source"]
+        cell(partial, gid)["source"] = cell(solution, gid)["source"]
     unpadded = _bug(
         solution, "conv2d", "xp = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))", "xp = x"
     )
@@ -51,7 +52,7 @@ def submissions() -> dict[str, dict]:
         "(f * f * c) * k",
     )
     never_ends = copy.deepcopy(solution)
-    _cell(never_ends, "layer_table")["source"] = "while True:\n    pass\n" + _cell(never_ends, "layer_table")["source"]
+    cell(never_ends, "layer_table")["source"] = "while True:\n    pass\n" + cell(never_ends, "layer_table")["source"]
     classes = {
         "lovelaceada": solution,
         "müllerjürgen_LATE": partial,
@@ -68,7 +69,7 @@ def submissions() -> dict[str, dict]:
         "williamsnoah": _bug(solution, "receptive_field", "        jump *= s\n", ""),
         "chenmia": never_ends,
         "smithbob": blank,
-        "taylorsam": _with_cell_after_setup(blank, TRICKS["checks patched"]),
+        "taylorsam": with_cell_after_setup(blank, TRICKS["checks patched"]),
     }
     return {f"{name}_{1001 + i}_{5001 + i}_{NB}": nb for i, (name, nb) in enumerate(classes.items())}
 

@@ -24,17 +24,7 @@ import pytest
 
 from grader import autograde, course, sandbox
 from grader.__main__ import main as grader_main
-from tests.grader.test_class import (
-    FULL,
-    LESSON,
-    LIMITS,
-    NB,
-    POINTS,
-    TIMEOUT,
-    _cell,
-    _lean,
-    _load,
-)
+from tests.grader.classes import CONV_POOL, LIMITS, TIMEOUT, cell, lean, load
 
 distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed")
 psutil = pytest.importorskip("psutil")
@@ -42,6 +32,8 @@ psutil = pytest.importorskip("psutil")
 from grader import cluster  # noqa: E402  (after the skip: it needs dask.distributed)
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.sandbox]
+# Lesson 02: its submissions grade for long enough (TensorFlow in each kernel) for a worker to be killed mid-run.
+LESSON, NB, POINTS, FULL = CONV_POOL.name, CONV_POOL.nb, CONV_POOL.points, CONV_POOL.full
 needs_isolation = pytest.mark.skipif(sandbox.isolation() is not None, reason=f"no sandbox here: {sandbox.isolation()}")
 WORKER_MEMORY = "1GiB"  # the worker process itself; nbgrader and the kernel are its subprocesses, limited apart
 WALL_CLOCK = 240
@@ -221,14 +213,14 @@ def _certificates(folder: Path) -> dict[str, Path]:
 
 def _small_class(folder: Path) -> Path:
     """Four notebooks to run (solved, blank, half solved, a loose renamed file) and one that is not a notebook."""
-    solution, blank = _load(course.SOLUTIONS), _load(course.LESSONS)
-    partial = copy.deepcopy(_lean(blank))
+    solution, blank = load(course.SOLUTIONS, CONV_POOL), load(course.LESSONS, CONV_POOL)
+    partial = copy.deepcopy(lean(blank))
     for gid in ("conv_output_size", "conv_param_count"):
-        _cell(partial, gid)["source"] = _cell(solution, gid)["source"]
-    for student, nb in (("correct", _lean(solution)), ("blank", _lean(blank)), ("partial", partial)):
+        cell(partial, gid)["source"] = cell(solution, gid)["source"]
+    for student, nb in (("correct", lean(solution)), ("blank", lean(blank)), ("partial", partial)):
         (folder / student / LESSON).mkdir(parents=True)
         (folder / student / LESSON / NB).write_text(json.dumps(nb, indent=1))
-    (folder / "loose.ipynb").write_text(json.dumps(_lean(solution), indent=1))
+    (folder / "loose.ipynb").write_text(json.dumps(lean(solution), indent=1))
     (folder / "malformed" / LESSON).mkdir(parents=True)
     (folder / "malformed" / LESSON / NB).write_bytes(b'{"cells": [')
     return folder
