@@ -6,8 +6,8 @@
 - requirements-lock.txt pins every requirement of pyproject.toml exactly once, within its
   range, for every supported Python on Linux, macOS (Apple Silicon) and Windows; the
   environment `make` built is exactly the lock.
-- slow: the course installs from the lock into a fresh environment on a second Python
-  and runs lesson 00 there.
+- slow: the course installs from the lock into a fresh environment on a second Python, as
+  `make` installs it (uv, at the Makefile's version), and runs lesson 00 there.
 - lock (run by `make lock`, not by `make test`): every pinned package has a wheel for each
   supported Python on each platform, asked of the package index with pip.
 """
@@ -431,9 +431,13 @@ def test_course_installs_from_the_lock_and_runs_lesson_00_on_a_second_python(tmp
     start = time.perf_counter()
     subprocess.run([python, "-m", "venv", str(venv)], check=True, timeout=120)
     pip = [str(venv / "bin" / "python"), "-m", "pip"]
-    subprocess.run(pip + ["install", "--quiet", "--upgrade", "pip"], check=True, env=env, timeout=600)
+    uv_version = re.search(r"^UV_VERSION := (\S+)$", (REPO / "Makefile").read_text(), re.M).group(1)
+    subprocess.run(
+        pip + ["install", "--quiet", "--upgrade", "pip", f"uv=={uv_version}"], check=True, env=env, timeout=600
+    )
+    uv = [str(venv / "bin" / "uv"), "pip", "install", "--python", str(venv / "bin" / "python"), "--compile-bytecode"]
     done = subprocess.run(
-        pip + ["install", "--progress-bar", "off", "-c", LOCK.name, "-e", "."],
+        uv + ["-c", LOCK.name, "-e", "."],
         cwd=course,
         capture_output=True,
         text=True,
@@ -460,7 +464,9 @@ def test_course_installs_from_the_lock_and_runs_lesson_00_on_a_second_python(tmp
         check=True,
     )
     pins = pins_for(json.loads(probe.stdout))
-    differ = {n: (v, pins.get(n)) for n, v in installed.items() if n not in ("pip", "dlcourse") and pins.get(n) != v}
+    differ = {
+        n: (v, pins.get(n)) for n, v in installed.items() if n not in ("pip", "uv", "dlcourse") and pins.get(n) != v
+    }
     assert not differ, f"installed on Python {version} vs locked (None: not in the lock): {differ}"
     assert not {"pytest", "pytest-xdist", "playwright", "ruff"} & set(installed), (
         "the learner's install must not bring the test tools"
