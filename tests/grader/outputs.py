@@ -12,20 +12,9 @@ from grader import lms
 from grader.job import Result, Settings
 from grader.results import Publisher
 from grader.submissions import Submission
+from tests.grader.classes import CONV_POOL
 
-LESSON = "02_conv_pool_arithmetic"
-NB = f"{LESSON}.ipynb"
-POINTS = {
-    "test_conv_output_size": 2,
-    "test_conv_param_count": 1,
-    "test_conv2d": 4,
-    "test_pool_output_size": 1,
-    "test_max_pool2d": 2,
-    "test_avg_pool2d": 1,
-    "test_receptive_field": 2,
-    "test_layer_table": 3,
-}
-FULL = sum(POINTS.values())
+LESSON, NB, POINTS, FULL = CONV_POOL.name, CONV_POOL.nb, CONV_POOL.points, CONV_POOL.full
 BLANK = "NotImplementedError"
 
 
