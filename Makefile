@@ -92,12 +92,14 @@ FORCE:
 # uv installs the same pinned wheels as pip, about twice as fast (downloads and unpacking in
 # parallel; 28 s instead of 61 s for the test environment from an empty cache, bench/README.md),
 # byte-compiled as pip leaves them (the grading sandbox cannot write .pyc files). Where uv
-# cannot be installed into .venv, pip does the install.
+# cannot be installed into .venv, or cannot install (a proxy it does not trust, say), pip does
+# the install.
 UV_VERSION := 0.13.9
 CONSTRAINTS = $(if $(strip $(LOCK)),-c "$(LOCK)")
-INSTALL = if [ -x "$(BIN)/uv" ]; then \
-	    "$(BIN)/uv" pip install --python "$(BIN)/python" --compile-bytecode $(CONSTRAINTS) $(1); \
-	else "$(BIN)/python" -m pip install --progress-bar off $(CONSTRAINTS) $(1); fi
+INSTALL = { [ -x "$(BIN)/uv" ] && \
+	    "$(BIN)/uv" pip install --python "$(BIN)/python" --compile-bytecode $(CONSTRAINTS) $(1); } || \
+	{ echo "Installing with pip instead of uv."; \
+	  "$(BIN)/python" -m pip install --progress-bar off $(CONSTRAINTS) $(1); }
 # The learner's JupyterLab: nbgrader's Validate button, but not its instructor tools
 # (create assignment, formgrader, course and assignment lists, which need an nbgrader
 # exchange the course does not use). Lab plugin ids and server extension names:

@@ -78,6 +78,14 @@ def lean(nb: dict) -> dict:
     return nb
 
 
+def solved(nb: dict, solution: dict, *grade_ids: str) -> dict:
+    """A copy of ``nb`` with the named exercises' cells as ``solution`` has them (partial work)."""
+    nb = copy.deepcopy(nb)
+    for gid in grade_ids:
+        cell(nb, gid)["source"] = cell(solution, gid)["source"]
+    return nb
+
+
 def code_cell(code: str, cid: str) -> dict:
     return {"cell_type": "code", "execution_count": None, "id": cid, "metadata": {}, "outputs": [], "source": code}
 
@@ -111,9 +119,9 @@ class Class:
             (folder / fname).write_bytes(content)
         self.expected[student] = (score, status)
 
-    def damaged(self, code: str, lean_copy: bool = True) -> dict:
-        """The solution with ``code`` run first in the last exercise's cell (only its test depends on it)."""
-        nb = copy.deepcopy(lean(self.solution) if lean_copy else self.solution)
+    def damaged(self, code: str) -> dict:
+        """The lean solution with ``code`` run first in the last exercise's cell (only its test depends on it)."""
+        nb = lean(self.solution)
         last = cell(nb, self.lesson.last)
         last["source"] = code + "\n" + last["source"]
         return nb

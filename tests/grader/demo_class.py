@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 
 from grader import autograde
-from tests.grader.classes import CONV_POOL, LIMITS, TIMEOUT, Class, cell, lean, with_cell_after_setup
+from tests.grader.classes import CONV_POOL, LIMITS, TIMEOUT, Class, cell, lean, solved, with_cell_after_setup
 from tests.grader.test_referee import TRICKS
 
 LESSON, NB = CONV_POOL.name, CONV_POOL.nb
@@ -39,9 +39,7 @@ def submissions() -> dict[str, dict]:
     """Canvas file name -> notebook."""
     k = Class(Path(tempfile.gettempdir()) / "unused", CONV_POOL)
     solution, blank = lean(k.solution), lean(k.blank)
-    partial = copy.deepcopy(blank)
-    for gid in ("conv_output_size", "conv_param_count"):
-        cell(partial, gid)["source"] = cell(solution, gid)["source"]
+    partial = solved(blank, solution, "conv_output_size", "conv_param_count")
     unpadded = _bug(
         solution, "conv2d", "xp = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))", "xp = x"
     )

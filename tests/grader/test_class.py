@@ -26,14 +26,23 @@ import pytest
 
 from grader import autograde, course, sandbox
 from grader.submissions import safe_id
-from tests.grader.classes import GETTING_STARTED, LIMITS, TIMEOUT, Class, cell, lean, load, with_cell_after_setup
+from tests.grader.classes import (
+    GETTING_STARTED,
+    LIMITS,
+    TIMEOUT,
+    Class,
+    cell,
+    lean,
+    load,
+    solved,
+    with_cell_after_setup,
+)
 from tests.grader.test_referee import TRICKS
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.sandbox]
 
-THE = GETTING_STARTED
-LESSON, NB, POINTS, FULL = THE.name, THE.nb, THE.points, THE.full
-LOSE_LAST = THE.lose_last  # the solution with its last exercise (one_hot) broken
+LESSON, NB, POINTS, FULL = GETTING_STARTED.name, GETTING_STARTED.nb, GETTING_STARTED.points, GETTING_STARTED.full
+LOSE_LAST = GETTING_STARTED.lose_last  # the solution with its last exercise (one_hot) broken
 # One form of each kind of trick through the whole grader (all forms: tests/grader/test_referee.py).
 CLASS_TRICKS = [
     "input transformer",
@@ -55,14 +64,12 @@ needs_isolation = pytest.mark.skipif(sandbox.isolation() is not None, reason=f"n
 @pytest.fixture(scope="module")
 def klass(tmp_path_factory):
     root = tmp_path_factory.mktemp("class")
-    k = Class(root, THE)
+    k = Class(root, GETTING_STARTED)
     s, b = k.solution, k.blank
     # Honest work.
     k.add("correct", s, FULL)
     k.add("blank", b, 0)
-    partial = copy.deepcopy(lean(b))
-    cell(partial, "preprocess_images")["source"] = cell(s, "preprocess_images")["source"]
-    k.add("partial", partial, POINTS["test_preprocess_images"])
+    k.add("partial", solved(lean(b), s, "preprocess_images"), POINTS["test_preprocess_images"])
     # The names that test identity (Unicode, ids that sanitize alike, a spreadsheet formula) are
     # given to cases that run a kernel anyway: each kernel costs seconds of the suite.
     k.add("ünï cödé", lean(s), FULL, "my_work.ipynb graded as " + NB, name="my_work.ipynb")  # renamed notebook
@@ -282,9 +289,12 @@ def test_every_submission_gets_its_exact_score_and_status(klass, graded):
         if float(row["score"]) != score or status not in row["status"]:
             wrong.append((student, row["score"], row["status"], score, status))
     assert not wrong, "\n".join(map(str, wrong))
-    for row in rows.values():
+    for student, row in rows.items():
         assert row["max_score"] == str(FULL) and row["assignment"] == LESSON
         assert sum(float(row[g]) for g in POINTS) == float(row["score"])
+        if float(row["score"]) == LOSE_LAST:
+            # Both tests are worth 3: the points must be the first exercise's, never the damaged last one's.
+            assert (float(row["test_preprocess_images"]), float(row["test_one_hot"])) == (LOSE_LAST, 0), student
     honest = ("correct", "blank", "partial", "ünï cödé", "duplicate_cell", "bob-2")
     assert all("review" not in rows[s]["status"] for s in honest), [rows[s]["status"] for s in honest]
 
@@ -403,7 +413,7 @@ def test_a_submission_past_its_wall_clock_is_stopped_with_its_kernel(tmp_path, m
     from grader import job
 
     monkeypatch.setattr(job, "FEEDBACK_RESERVE", -1000)  # cells keep starting: only the process kill can end it
-    k = Class(tmp_path, THE)
+    k = Class(tmp_path, GETTING_STARTED)
     k.add("slowpoke", k.damaged("import time\nwhile True:\n    time.sleep(1)"), 0)
     start = time.monotonic()
     [result] = autograde.autograde(
@@ -465,7 +475,7 @@ def test_without_isolation_it_says_so_and_still_grades(tmp_path, monkeypatch):
     monkeypatch.setattr(sandbox, "isolation", lambda: "bubblewrap is not installed (test)")
     subs = tmp_path / "subs" / "ada" / LESSON
     subs.mkdir(parents=True)
-    (subs / NB).write_text(json.dumps(lean(load(course.SOLUTIONS, THE))))
+    (subs / NB).write_text(json.dumps(lean(load(course.SOLUTIONS, GETTING_STARTED))))
     said = []
     autograde.autograde(LESSON, tmp_path / "subs", tmp_path / "out", jobs=1, timeout=TIMEOUT, progress=said.append)
     assert "WARNING: student code will NOT be isolated" in said[0]

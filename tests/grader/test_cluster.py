@@ -24,7 +24,7 @@ import pytest
 
 from grader import autograde, course, sandbox
 from grader.__main__ import main as grader_main
-from tests.grader.classes import CONV_POOL, LIMITS, TIMEOUT, cell, lean, load
+from tests.grader.classes import CONV_POOL, LIMITS, TIMEOUT, lean, load, solved
 
 distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed")
 psutil = pytest.importorskip("psutil")
@@ -214,9 +214,7 @@ def _certificates(folder: Path) -> dict[str, Path]:
 def _small_class(folder: Path) -> Path:
     """Four notebooks to run (solved, blank, half solved, a loose renamed file) and one that is not a notebook."""
     solution, blank = load(course.SOLUTIONS, CONV_POOL), load(course.LESSONS, CONV_POOL)
-    partial = copy.deepcopy(lean(blank))
-    for gid in ("conv_output_size", "conv_param_count"):
-        cell(partial, gid)["source"] = cell(solution, gid)["source"]
+    partial = solved(lean(blank), solution, "conv_output_size", "conv_param_count")
     for student, nb in (("correct", lean(solution)), ("blank", lean(blank)), ("partial", partial)):
         (folder / student / LESSON).mkdir(parents=True)
         (folder / student / LESSON / NB).write_text(json.dumps(nb, indent=1))

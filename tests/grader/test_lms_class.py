@@ -17,7 +17,7 @@ import zipfile
 import pytest
 
 from grader import autograde, export, sandbox
-from tests.grader.classes import CONV_POOL, LIMITS, TIMEOUT, Class, cell, lean
+from tests.grader.classes import CONV_POOL, LIMITS, TIMEOUT, Class, cell, lean, solved
 from tests.grader.test_lms import _canvas_reads, _moodle_reads
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.sandbox]
@@ -28,10 +28,7 @@ LESSON, NB, FULL = CONV_POOL.name, CONV_POOL.nb, CONV_POOL.full
 def _partial(tmp_path) -> bytes:
     """The blank lesson with the first two exercises solved: 3 points, five tests failing."""
     k = Class(tmp_path / "unused", CONV_POOL)
-    partial = lean(k.blank)
-    for gid in ("conv_output_size", "conv_param_count"):
-        cell(partial, gid)["source"] = cell(k.solution, gid)["source"]
-    return json.dumps(partial).encode()
+    return json.dumps(solved(lean(k.blank), k.solution, "conv_output_size", "conv_param_count")).encode()
 
 
 def _unpadded(tmp_path) -> bytes:
