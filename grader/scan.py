@@ -140,7 +140,8 @@ def findings_in(source: str, label: str) -> list[str]:
         elif isinstance(node, ast.Call) and _dotted(node.func).endswith(("events.register", "events.unregister")):
             note("registers an IPython event callback")
         elif isinstance(node, ast.Constant) and node.value in ("__class__", "__bases__"):
-            note(f"names {node.value} (an object's class) as a string")
+            what = "an object's class" if node.value == "__class__" else "a class's bases"
+            note(f"names {node.value} ({what}) as a string")
         elif (
             isinstance(node, ast.Attribute)
             and node.attr in ("__class__", "__bases__")

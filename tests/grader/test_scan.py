@@ -28,6 +28,10 @@ def test_every_trick_is_named(trick):
         ("import keras\nobject.__setattr__(keras.layers, 'Dense', None)", "object.__setattr__"),
         ("get_ipython().events.register('post_run_cell', print)", "event callback"),
         ("%time x = 1\nimport ctypes", "ctypes"),
+        ("import keras\nkeras.layers.__class__ = type(keras)", "changes an object's __class__"),
+        ("import keras\nkeras.Layer.__bases__ = (object,)", "changes an object's __bases__"),
+        ("import keras\nsetattr(keras.Layer, '__bases__', (object,))", "names __bases__ (a class's bases)"),
+        ("class Name(str):\n    pass", "subclass of str or dict"),
     ],
 )
 def test_forms_of_reaching_in(code, what):
